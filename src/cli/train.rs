@@ -1,0 +1,112 @@
+//! `gradviz train` and `gradviz eval`.
+
+use anyhow::Result;
+use clap::Args;
+use gradviz::data::{self, DatasetName};
+use gradviz::model::{self, Arch, BuiltinModel, Classifier, TorchScriptModel};
+use gradviz::train::{self as trainer, TrainConfig};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// mnist, fashion-mnist or cifar10.
+    #[arg(long)]
+    dataset: DatasetName,
+    /// Directory of the data set (default: bundled MNIST, Debian's Fashion-MNIST).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Architecture: mnist-cnn, lenet or cifar10-cnn (default: by data set).
+    #[arg(long)]
+    arch: Option<Arch>,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+    #[arg(long, default_value_t = 128)]
+    batch_size: i64,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Train on every other image of the train split only: `even` or `odd`.
+    #[arg(long)]
+    half: Option<String>,
+    /// Disable the random shift/rotation/scale augmentation.
+    #[arg(long)]
+    no_augment: bool,
+    /// Output file (.safetensors).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let splits = data::load(a.dataset, a.data.as_deref())?;
+    let train_set = match a.half.as_deref() {
+        None => splits.train,
+        Some(h) => {
+            let start = match h {
+                "even" => 0,
+                "odd" => 1,
+                other => anyhow::bail!("--half must be even or odd, not '{other}'"),
+            };
+            let idx: Vec<i64> = (start..splits.train.len() as i64).step_by(2).collect();
+            splits.train.select(&idx)?
+        }
+    };
+    let arch = a.arch.unwrap_or(Arch::default_for(a.dataset));
+    let mut model = BuiltinModel::new(arch, a.dataset, a.seed)?;
+    eprintln!(
+        "training {arch} on {} {} images for {} epochs (seed {})",
+        train_set.len(),
+        a.dataset,
+        a.epochs,
+        a.seed
+    );
+    let cfg = TrainConfig {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        learning_rate: a.lr,
+        seed: a.seed,
+        augment: !a.no_augment,
+        show_progress: true,
+    };
+    let report = trainer::train(&mut model, &train_set, Some(&splits.test), &cfg)?;
+    for (i, (l, acc)) in report
+        .epoch_losses
+        .iter()
+        .zip(&report.epoch_accuracies)
+        .enumerate()
+    {
+        eprintln!("epoch {:>2}: loss {l:.4}  test accuracy {acc:.4}", i + 1);
+    }
+    model.save(&a.out)?;
+    println!("saved {} to {}", model.describe(), a.out.display());
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A gradviz .safetensors model or a TorchScript .pt file.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    dataset: DatasetName,
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let splits = data::load(a.dataset, a.data.as_deref())?;
+    let model: Box<dyn Classifier> = if a.model.extension().is_some_and(|e| e == "safetensors") {
+        model::load_model(&a.model)?
+    } else {
+        Box::new(TorchScriptModel::load(
+            &a.model,
+            Some(a.dataset.input_shape()),
+            Some(a.dataset.class_names()),
+        )?)
+    };
+    let acc = model::accuracy(model.as_ref(), &splits.test.images, &splits.test.labels)?;
+    println!("model: {}", model.describe());
+    println!("test images: {}", splits.test.len());
+    println!("accuracy: {acc:.4}");
+    Ok(())
+}

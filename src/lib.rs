@@ -1,0 +1,22 @@
+//! gradviz: gradient-based analysis of image classifiers on tch (libtorch).
+//!
+//! - **Local**: saliency maps, the gradient of a class score with respect to the input
+//!   ([`saliency`]), with faithfulness and sanity checks ([`metrics`]).
+//! - **Global**: feature visualization by gradient ascent on the input ([`ascend`]),
+//!   toward composable [`objective`]s, kept natural by [`regularize`]rs.
+//!
+//! Models are built-in CNNs or any TorchScript classifier, behind [`model::Classifier`];
+//! inputs are always `[N, C, H, W]` f32 in `[0, 1]`.
+
+pub use tch;
+
+pub mod data;
+pub mod io;
+pub mod model;
+pub mod plot;
+pub mod progress;
+pub mod train;
+
+pub use data::{load as load_dataset, DatasetName};
+pub use model::{load_model, Classifier};
+pub use plot::Figure;

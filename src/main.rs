@@ -1,0 +1,36 @@
+//! The `gradviz` command line.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "gradviz",
+    version,
+    about = "Saliency maps and feature visualization for image classifiers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a built-in CNN and save it as safetensors.
+    Train(cli::train::TrainArgs),
+    /// Print a model's accuracy on a data set's test split.
+    Eval(cli::train::EvalArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => cli::train::train(a),
+        Command::Eval(a) => cli::train::eval(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

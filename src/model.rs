@@ -1,0 +1,678 @@
+//! Classifiers: built-in CNNs (plain tch `ModuleT` structs whose layers are addressable by
+//! name) and any TorchScript classifier, behind the one [`Classifier`] trait.
+//!
+//! Inputs are always `[N, C, H, W]` f32 in `[0, 1]`; outputs are logits `[N, K]`.
+//! Any normalization belongs inside the model.
+
+use crate::data::DatasetName;
+use anyhow::{bail, ensure, Context, Result};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use tch::nn::{self, ModuleT};
+use tch::{CModule, Device, Kind, Tensor};
+
+/// What every analysis in gradviz needs from a model.
+pub trait Classifier {
+    /// Logits `[N, K]` for `[N, C, H, W]` inputs, in eval mode.
+    fn logits(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Logits plus the activations of the named layers, from one forward pass.
+    fn forward_with(&self, x: &Tensor, layers: &[&str]) -> Result<(Tensor, Vec<Tensor>)>;
+
+    /// Names accepted by [`Classifier::forward_with`], input to output.
+    fn layer_names(&self) -> Vec<String>;
+
+    /// `[C, H, W]` of one input image.
+    fn input_shape(&self) -> [i64; 3];
+
+    fn class_names(&self) -> &[String];
+
+    fn device(&self) -> Device;
+
+    /// The weights, to check that an analysis left them untouched.
+    fn parameters(&self) -> Vec<Tensor>;
+
+    /// One line for humans, e.g. `mnist-cnn (mnist, 1x28x28 -> 10 classes)`.
+    fn describe(&self) -> String;
+
+    fn num_classes(&self) -> i64 {
+        self.class_names().len() as i64
+    }
+
+    /// Checks that `x` is a float batch of this model's input shape.
+    fn check_input(&self, x: &Tensor) -> Result<()> {
+        check_batch(x, self.input_shape())
+    }
+}
+
+/// Checks shape and kind of an input batch.
+pub fn check_batch(x: &Tensor, shape: [i64; 3]) -> Result<()> {
+    let s = x.size();
+    ensure!(
+        s.len() == 4 && s[1..] == shape,
+        "input has shape {s:?}, expected [N, {}, {}, {}]",
+        shape[0],
+        shape[1],
+        shape[2]
+    );
+    ensure!(
+        matches!(x.kind(), Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16),
+        "input has kind {:?}, expected a float tensor in [0, 1]",
+        x.kind()
+    );
+    Ok(())
+}
+
+/// Fails when `x` holds NaN or infinite values.
+pub fn check_finite(x: &Tensor, what: &str) -> Result<()> {
+    let bad = x.isfinite().logical_not().sum(Kind::Int64).int64_value(&[]);
+    ensure!(bad == 0, "{what} holds {bad} NaN or infinite values");
+    Ok(())
+}
+
+/// Softmax probabilities and the arg-max class of a batch.
+#[derive(Debug)]
+pub struct Predictions {
+    /// `[N, K]`.
+    pub probs: Tensor,
+    pub classes: Vec<i64>,
+    pub confidences: Vec<f64>,
+}
+
+/// Runs `model` on `x` in chunks of `batch_size` without recording gradients.
+pub fn predict(model: &dyn Classifier, x: &Tensor, batch_size: i64) -> Result<Predictions> {
+    model.check_input(x)?;
+    let _guard = tch::no_grad_guard();
+    let n = x.size()[0];
+    let mut probs = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = batch_size.min(n - start);
+        let logits = model.logits(&x.narrow(0, start, len))?;
+        probs.push(logits.softmax(-1, Kind::Float).to_device(Device::Cpu));
+        start += len;
+    }
+    let probs = if probs.is_empty() {
+        Tensor::zeros([0, model.num_classes()], (Kind::Float, Device::Cpu))
+    } else {
+        Tensor::cat(&probs, 0)
+    };
+    let (conf, cls) = probs.max_dim(-1, false);
+    Ok(Predictions {
+        classes: Vec::<i64>::try_from(&cls)?,
+        confidences: Vec::<f64>::try_from(&conf.to_kind(Kind::Double))?,
+        probs,
+    })
+}
+
+/// Fraction of `images` classified as `labels`.
+pub fn accuracy(model: &dyn Classifier, images: &Tensor, labels: &Tensor) -> Result<f64> {
+    let p = predict(model, images, 500)?;
+    let labels = Vec::<i64>::try_from(labels)?;
+    ensure!(
+        labels.len() == p.classes.len(),
+        "{} labels for {} images",
+        labels.len(),
+        p.classes.len()
+    );
+    ensure!(!labels.is_empty(), "cannot compute accuracy on an empty data set");
+    let right = labels.iter().zip(&p.classes).filter(|(a, b)| a == b).count();
+    Ok(right as f64 / labels.len() as f64)
+}
+
+// ---------------------------------------------------------------------------------------
+// Built-in CNNs
+
+/// The built-in architectures. Their layer names are what hidden-feature objectives and
+/// Grad-CAM refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// 28×28×1: conv1(32) conv2(32) pool1 conv3(64) conv4(64) pool2 fc1(128) logits.
+    MnistCnn,
+    /// 28×28×1, a different family for independent checks: conv1(6, 5×5) pool1 conv2(16, 5×5) pool2 fc1(120) fc2(84) logits.
+    Lenet,
+    /// 32×32×3: conv1(32) conv2(32) pool1 conv3(64) conv4(64) pool2 conv5(128) pool3 fc1(256) logits.
+    Cifar10Cnn,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 3] = [Arch::MnistCnn, Arch::Lenet, Arch::Cifar10Cnn];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::MnistCnn => "mnist-cnn",
+            Arch::Lenet => "lenet",
+            Arch::Cifar10Cnn => "cifar10-cnn",
+        }
+    }
+
+    pub fn input_shape(self) -> [i64; 3] {
+        match self {
+            Arch::MnistCnn | Arch::Lenet => [1, 28, 28],
+            Arch::Cifar10Cnn => [3, 32, 32],
+        }
+    }
+
+    /// The architecture gradviz trains by default for a data set.
+    pub fn default_for(dataset: DatasetName) -> Arch {
+        match dataset {
+            DatasetName::Mnist | DatasetName::FashionMnist => Arch::MnistCnn,
+            DatasetName::Cifar10 => Arch::Cifar10Cnn,
+        }
+    }
+
+    fn spec(self) -> Vec<BlockSpec> {
+        use BlockSpec::*;
+        match self {
+            Arch::MnistCnn => vec![
+                Conv("conv1", 1, 32, 3),
+                Conv("conv2", 32, 32, 3),
+                Pool("pool1"),
+                Conv("conv3", 32, 64, 3),
+                Conv("conv4", 64, 64, 3),
+                Pool("pool2"),
+                Dense("fc1", 64 * 7 * 7, 128, 0.4),
+                Logits("logits", 128),
+            ],
+            Arch::Lenet => vec![
+                Conv("conv1", 1, 6, 5),
+                Pool("pool1"),
+                Conv("conv2", 6, 16, 5),
+                Pool("pool2"),
+                Dense("fc1", 16 * 7 * 7, 120, 0.2),
+                Dense("fc2", 120, 84, 0.0),
+                Logits("logits", 84),
+            ],
+            Arch::Cifar10Cnn => vec![
+                Conv("conv1", 3, 32, 3),
+                Conv("conv2", 32, 32, 3),
+                Pool("pool1"),
+                Conv("conv3", 32, 64, 3),
+                Conv("conv4", 64, 64, 3),
+                Pool("pool2"),
+                Conv("conv5", 64, 128, 3),
+                Pool("pool3"),
+                Dense("fc1", 128 * 4 * 4, 256, 0.5),
+                Logits("logits", 256),
+            ],
+        }
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Arch::ALL.into_iter().find(|a| a.as_str() == s).with_context(|| {
+            let names: Vec<_> = Arch::ALL.iter().map(|a| a.as_str()).collect();
+            format!("unknown architecture '{s}': expected one of {names:?}")
+        })
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+enum BlockSpec {
+    /// name, in, out, kernel ("same" padding), then ReLU.
+    Conv(&'static str, i64, i64, i64),
+    /// 2×2 max pooling.
+    Pool(&'static str),
+    /// name, in, out, dropout before the layer (flattens its input), then ReLU.
+    Dense(&'static str, i64, i64, f64),
+    /// The final linear layer, from `in` features to one logit per class.
+    Logits(&'static str, i64),
+}
+
+enum Op {
+    ConvRelu(nn::Conv2D),
+    MaxPool,
+    DenseRelu(nn::Linear, f64),
+    Logits(nn::Linear),
+}
+
+/// A feed-forward CNN whose named blocks can be read out during the forward pass.
+///
+/// Conv and dense blocks include their ReLU, as Keras layers with `activation="relu"` do,
+/// so `conv2` means "the output of the second conv layer after its ReLU".
+pub struct Cnn {
+    blocks: Vec<(String, Op)>,
+}
+
+impl std::fmt::Debug for Cnn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.blocks.iter().map(|(n, _)| n))
+            .finish()
+    }
+}
+
+impl Cnn {
+    fn new(vs: &nn::Path, arch: Arch, num_classes: i64) -> Cnn {
+        let blocks = arch
+            .spec()
+            .into_iter()
+            .map(|b| match b {
+                BlockSpec::Conv(name, i, o, k) => {
+                    let cfg = nn::ConvConfig {
+                        padding: k / 2,
+                        ..Default::default()
+                    };
+                    (
+                        name.to_string(),
+                        Op::ConvRelu(nn::conv2d(vs / name, i, o, k, cfg)),
+                    )
+                }
+                BlockSpec::Pool(name) => (name.to_string(), Op::MaxPool),
+                BlockSpec::Dense(name, i, o, p) => (
+                    name.to_string(),
+                    Op::DenseRelu(nn::linear(vs / name, i, o, Default::default()), p),
+                ),
+                BlockSpec::Logits(name, i) => (
+                    name.to_string(),
+                    Op::Logits(nn::linear(vs / name, i, num_classes, Default::default())),
+                ),
+            })
+            .collect();
+        Cnn { blocks }
+    }
+
+    pub fn layer_names(&self) -> Vec<String> {
+        self.blocks.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The forward pass, handing each block's output to `visit`.
+    pub fn forward_visit(&self, x: &Tensor, train: bool, mut visit: impl FnMut(&str, &Tensor)) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (name, op) in &self.blocks {
+            h = match op {
+                Op::ConvRelu(c) => h.apply(c).relu(),
+                Op::MaxPool => h.max_pool2d_default(2),
+                Op::DenseRelu(l, p) => h.flatten(1, -1).dropout(*p, train).apply(l).relu(),
+                Op::Logits(l) => h.flatten(1, -1).apply(l),
+            };
+            visit(name, &h);
+        }
+        h
+    }
+}
+
+impl nn::ModuleT for Cnn {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.forward_visit(x, train, |_, _| {})
+    }
+}
+
+const META_FORMAT: &str = "gradviz.format";
+const META_ARCH: &str = "gradviz.arch";
+const META_DATASET: &str = "gradviz.dataset";
+const META_CLASSES: &str = "gradviz.classes";
+
+/// A built-in CNN with its weights, architecture and the data set it was made for.
+pub struct BuiltinModel {
+    pub vs: nn::VarStore,
+    pub net: Cnn,
+    pub arch: Arch,
+    pub dataset: DatasetName,
+    class_names: Vec<String>,
+}
+
+impl std::fmt::Debug for BuiltinModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BuiltinModel({})", self.describe())
+    }
+}
+
+impl BuiltinModel {
+    /// A freshly initialized model; `seed` makes the initialization reproducible.
+    pub fn new(arch: Arch, dataset: DatasetName, seed: i64) -> Result<BuiltinModel> {
+        ensure!(
+            arch.input_shape() == dataset.input_shape(),
+            "architecture {arch} takes {:?} inputs but {dataset} images are {:?}",
+            arch.input_shape(),
+            dataset.input_shape()
+        );
+        tch::manual_seed(seed);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let class_names = dataset.class_names();
+        let net = Cnn::new(&vs.root(), arch, class_names.len() as i64);
+        Ok(BuiltinModel {
+            vs,
+            net,
+            arch,
+            dataset,
+            class_names,
+        })
+    }
+
+    /// Saves weights and metadata as safetensors, atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let vars = self.vs.variables();
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort();
+        let mut data = Vec::new();
+        for name in &names {
+            let t = vars[*name]
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .contiguous();
+            let v = Vec::<f32>::try_from(&t.flatten(0, -1))?;
+            let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+            let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+            data.push(((*name).clone(), shape, bytes));
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+            .iter()
+            .map(|(n, s, b)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))
+            })
+            .collect::<Result<_>>()?;
+        let meta: HashMap<String, String> = [
+            (META_FORMAT.to_string(), "1".to_string()),
+            (META_ARCH.to_string(), self.arch.as_str().to_string()),
+            (META_DATASET.to_string(), self.dataset.as_str().to_string()),
+            (
+                META_CLASSES.to_string(),
+                serde_json::to_string(&self.class_names)?,
+            ),
+        ]
+        .into();
+        let bytes = safetensors::serialize(views, &Some(meta)).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        crate::io::write_atomic(path, &bytes)
+    }
+
+    /// Loads a model saved by [`BuiltinModel::save`]; the file says which architecture it is.
+    pub fn load(path: impl AsRef<Path>) -> Result<BuiltinModel> {
+        Self::load_checked(path.as_ref(), None)
+    }
+
+    /// Loads a model and fails unless it is of architecture `arch`.
+    pub fn load_as(path: impl AsRef<Path>, arch: Arch) -> Result<BuiltinModel> {
+        Self::load_checked(path.as_ref(), Some(arch))
+    }
+
+    fn load_checked(path: &Path, want: Option<Arch>) -> Result<BuiltinModel> {
+        let p = path.display();
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read model file {p}"))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| anyhow::anyhow!("{p}: not a valid safetensors file ({e:?})"))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| anyhow::anyhow!("{p}: bad safetensors header ({e:?})"))?;
+        let meta: BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .with_context(|| format!("{p}: not a gradviz model (metadata '{k}' missing)"))
+        };
+        let arch: Arch = get(META_ARCH)?.parse().with_context(|| format!("{p}"))?;
+        if let Some(want) = want {
+            ensure!(
+                want == arch,
+                "{p}: holds a '{arch}' model, not the requested '{want}' architecture"
+            );
+        }
+        let dataset: DatasetName = get(META_DATASET)?.parse().with_context(|| format!("{p}"))?;
+        let class_names: Vec<String> =
+            serde_json::from_str(get(META_CLASSES)?).with_context(|| format!("{p}: bad class list"))?;
+        let mut model = BuiltinModel::new(arch, dataset, 0)?;
+        if class_names.len() != model.class_names.len() {
+            model.vs = nn::VarStore::new(Device::Cpu);
+            model.net = Cnn::new(&model.vs.root(), arch, class_names.len() as i64);
+        }
+        model.class_names = class_names;
+        let mut vars = model.vs.variables();
+        let file_names: Vec<String> = st.names().into_iter().cloned().collect();
+        if let Some(extra) = file_names.iter().find(|n| !vars.contains_key(*n)) {
+            bail!("{p}: tensor '{extra}' does not belong to architecture {arch}");
+        }
+        tch::no_grad(|| -> Result<()> {
+            for (name, var) in vars.iter_mut() {
+                let view = st
+                    .tensor(name)
+                    .map_err(|_| anyhow::anyhow!("{p}: tensor '{name}' of architecture {arch} is missing"))?;
+                ensure!(
+                    view.dtype() == safetensors::Dtype::F32,
+                    "{p}: tensor '{name}' is {:?}, expected F32",
+                    view.dtype()
+                );
+                let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+                ensure!(
+                    shape == var.size(),
+                    "{p}: tensor '{name}' has shape {shape:?} but architecture {arch} needs {:?}",
+                    var.size()
+                );
+                let floats: Vec<f32> = view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                var.copy_(&Tensor::from_slice(&floats).view(shape.as_slice()));
+            }
+            Ok(())
+        })?;
+        model.vs.freeze();
+        Ok(model)
+    }
+
+    /// Stops gradients from reaching the weights (done by `load`; call after training).
+    pub fn freeze(&mut self) {
+        self.vs.freeze();
+    }
+}
+
+impl Classifier for BuiltinModel {
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_input(x)?;
+        Ok(self
+            .net
+            .forward_t(&x.to_kind(Kind::Float).to_device(self.vs.device()), false))
+    }
+
+    fn forward_with(&self, x: &Tensor, layers: &[&str]) -> Result<(Tensor, Vec<Tensor>)> {
+        self.check_input(x)?;
+        let known = self.layer_names();
+        for l in layers {
+            ensure!(
+                known.iter().any(|k| k == l),
+                "unknown layer '{l}' in {}: valid layers are {known:?}",
+                self.arch
+            );
+        }
+        let mut found: Vec<Option<Tensor>> = layers.iter().map(|_| None).collect();
+        let x = x.to_kind(Kind::Float).to_device(self.vs.device());
+        let logits = self.net.forward_visit(&x, false, |name, h| {
+            for (slot, l) in found.iter_mut().zip(layers) {
+                if *l == name {
+                    *slot = Some(h.shallow_clone());
+                }
+            }
+        });
+        Ok((
+            logits,
+            found.into_iter().map(|t| t.expect("checked above")).collect(),
+        ))
+    }
+
+    fn layer_names(&self) -> Vec<String> {
+        self.net.layer_names()
+    }
+
+    fn input_shape(&self) -> [i64; 3] {
+        self.arch.input_shape()
+    }
+
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    fn parameters(&self) -> Vec<Tensor> {
+        self.vs.trainable_variables()
+    }
+
+    fn describe(&self) -> String {
+        let [c, h, w] = self.input_shape();
+        format!(
+            "{} ({}, {c}x{h}x{w} -> {} classes)",
+            self.arch,
+            self.dataset,
+            self.class_names.len()
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// TorchScript
+
+/// Any classifier exported from PyTorch with `torch.jit.script` or `torch.jit.trace`.
+pub struct TorchScriptModel {
+    module: CModule,
+    input_shape: [i64; 3],
+    class_names: Vec<String>,
+    source: String,
+}
+
+impl std::fmt::Debug for TorchScriptModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TorchScriptModel({})", self.describe())
+    }
+}
+
+/// Input shapes tried when a TorchScript file does not say what it takes.
+const PROBE_SHAPES: [[i64; 3]; 2] = [[1, 28, 28], [3, 32, 32]];
+
+impl TorchScriptModel {
+    /// Loads a TorchScript classifier. `input_shape = None` probes 1×28×28 and 3×32×32;
+    /// `class_names = None` names classes "0", "1", ….
+    pub fn load(
+        path: impl AsRef<Path>,
+        input_shape: Option<[i64; 3]>,
+        class_names: Option<Vec<String>>,
+    ) -> Result<TorchScriptModel> {
+        let path = path.as_ref();
+        let p = path.display();
+        ensure!(path.is_file(), "model file {p} does not exist");
+        let mut module = CModule::load(path)
+            .map_err(|e| anyhow::anyhow!("{p}: not a loadable TorchScript module: {e}"))?;
+        module.set_eval();
+        for (_, t) in module
+            .named_parameters()
+            .map_err(|e| anyhow::anyhow!("{p}: {e}"))?
+        {
+            let _ = t.set_requires_grad(false);
+        }
+        let shapes: Vec<[i64; 3]> = match input_shape {
+            Some(s) => vec![s],
+            None => PROBE_SHAPES.to_vec(),
+        };
+        let mut errors = Vec::new();
+        for shape in shapes {
+            let probe = Tensor::zeros([2, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu));
+            match tch::no_grad(|| module.forward_ts(&[probe])) {
+                Ok(out) if out.dim() == 2 && out.size()[0] == 2 => {
+                    let k = out.size()[1];
+                    let class_names = class_names.unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect());
+                    ensure!(
+                        class_names.len() as i64 == k,
+                        "{p}: model has {k} outputs but {} class names were given",
+                        class_names.len()
+                    );
+                    return Ok(TorchScriptModel {
+                        module,
+                        input_shape: shape,
+                        class_names,
+                        source: p.to_string(),
+                    });
+                }
+                Ok(out) => errors.push(format!(
+                    "{shape:?} gave output shape {:?}, expected [N, K]",
+                    out.size()
+                )),
+                Err(e) => errors.push(format!("{shape:?}: {}", first_line(&e.to_string()))),
+            }
+        }
+        bail!(
+            "{p}: TorchScript model does not map [N, C, H, W] images to [N, K] logits ({})",
+            errors.join("; ")
+        )
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+impl Classifier for TorchScriptModel {
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_input(x)?;
+        self.module
+            .forward_ts(&[x.to_kind(Kind::Float)])
+            .map_err(|e| anyhow::anyhow!("TorchScript forward failed: {}", first_line(&e.to_string())))
+    }
+
+    fn forward_with(&self, x: &Tensor, layers: &[&str]) -> Result<(Tensor, Vec<Tensor>)> {
+        if layers.is_empty() {
+            return Ok((self.logits(x)?, vec![]));
+        }
+        bail!(
+            "TorchScript model {} exposes no named layers (asked for {layers:?}); hidden-unit objectives and Grad-CAM need a built-in gradviz model",
+            self.source
+        )
+    }
+
+    fn layer_names(&self) -> Vec<String> {
+        vec![]
+    }
+
+    fn input_shape(&self) -> [i64; 3] {
+        self.input_shape
+    }
+
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+
+    fn parameters(&self) -> Vec<Tensor> {
+        self.module
+            .named_parameters()
+            .map(|v| v.into_iter().map(|(_, t)| t).collect())
+            .unwrap_or_default()
+    }
+
+    fn describe(&self) -> String {
+        let [c, h, w] = self.input_shape;
+        format!(
+            "TorchScript {} ({c}x{h}x{w} -> {} classes)",
+            self.source,
+            self.class_names.len()
+        )
+    }
+}
+
+/// Loads any model gradviz understands: gradviz safetensors (`.safetensors`) or
+/// TorchScript (anything else, typically `.pt`).
+pub fn load_model(path: impl AsRef<Path>) -> Result<Box<dyn Classifier>> {
+    let path = path.as_ref();
+    ensure!(path.is_file(), "model file {} does not exist", path.display());
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    if is_safetensors {
+        Ok(Box::new(BuiltinModel::load(path)?))
+    } else {
+        Ok(Box::new(TorchScriptModel::load(path, None, None)?))
+    }
+}
