@@ -359,7 +359,8 @@ impl PanelGrid {
                 }
                 for (c, (_, title)) in row.iter().enumerate() {
                     let x0 = (PAD + label_w + c as u32 * cell_w) as i32;
-                    root.draw(&Text::new(title.clone(), (x0, y_title + 2), font.clone()))
+                    let fitted = fit_font(&root, title, cell_w - 2);
+                    root.draw(&Text::new(title.clone(), (x0, y_title + 2), fitted))
                         .map_err(draw_err)?;
                 }
             }
@@ -370,6 +371,22 @@ impl PanelGrid {
         }
         Ok(fig)
     }
+}
+
+/// The largest font from 12 px down to 7 px in which `text` fits `width` pixels.
+fn fit_font<'a>(
+    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    text: &str,
+    width: u32,
+) -> FontDesc<'a> {
+    (7..=12u32)
+        .rev()
+        .map(|size| ("sans-serif", size as f64).into_font())
+        .find(|f| {
+            root.estimate_text_size(text, &TextStyle::from(f.clone()))
+                .is_ok_and(|(w, _)| w <= width)
+        })
+        .unwrap_or_else(|| ("sans-serif", 7.0).into_font())
 }
 
 fn blit(fig: &mut Figure, px: &[u8], w: u32, h: u32, x0: u32, y0: u32, scale: u32) {
