@@ -21,6 +21,8 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Print a model's accuracy on a data set's test split.
     Eval(cli::train::EvalArgs),
+    /// Optimize inputs for classes or hidden units by gradient ascent (weights frozen).
+    Ascend(cli::ascend::AscendArgs),
 }
 
 fn main() {
@@ -28,6 +30,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(a) => cli::train::train(a),
         Command::Eval(a) => cli::train::eval(a),
+        Command::Ascend(a) => cli::ascend::ascend(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,3 +1,4 @@
 //! One module per subcommand.
 
+pub mod ascend;
 pub mod train;

@@ -4,6 +4,7 @@
 //! The building block is a [`PanelGrid`]: rows of titled panels, each an image, a heatmap
 //! on an explicit colour scale, or a heatmap laid over an image.
 
+pub mod ascend;
 pub mod colormap;
 
 pub use colormap::Colormap;

@@ -1,0 +1,214 @@
+//! `gradviz ascend`: inputs optimized for classes or hidden units.
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+use gradviz::ascend::{ascend as run_ascend, AscendConfig, Init, StepRule};
+use gradviz::data::{self, DatasetName};
+use gradviz::model::load_model;
+use gradviz::objective::Objective;
+use gradviz::plot::ascend::snapshot_strip;
+use gradviz::regularize::Regularization;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct AscendArgs {
+    /// A gradviz .safetensors model or a TorchScript .pt file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Target classes, one batch row each: `0-9`, `3`, `1,4,7`.
+    #[arg(long)]
+    classes: Option<String>,
+    /// What to maximize for a class: logit, softmax or log-softmax.
+    #[arg(long, default_value = "logit")]
+    score: String,
+    /// Maximize a hidden layer's channel instead of a class (built-in models only).
+    #[arg(long)]
+    layer: Option<String>,
+    /// Channels of --layer, one batch row each: `0-7`, `5`, `1,3`.
+    #[arg(long, requires = "layer")]
+    channel: Option<String>,
+    /// With --layer: maximize the centre neuron of the channel instead of its mean.
+    #[arg(long, requires = "layer")]
+    neuron: bool,
+    /// Starting point: noise, zeros, const:V or dataset:INDEX[,..] (test split).
+    #[arg(long, default_value = "noise")]
+    init: String,
+    /// Data set for --init dataset:… (default: the model's own for built-in models, else mnist).
+    #[arg(long)]
+    dataset: Option<DatasetName>,
+    /// Mean and σ of the noise init.
+    #[arg(long, default_value_t = 0.1)]
+    noise_mean: f64,
+    #[arg(long, default_value_t = 0.05)]
+    noise_std: f64,
+    /// Seeds the noise init and the random transforms.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    #[arg(long, default_value_t = 0.05)]
+    lr: f64,
+    /// plain, normalized or adam.
+    #[arg(long, default_value = "plain")]
+    step_rule: StepRule,
+    /// none, default (the 28×28 set) or a spec like `jitter=1,tv=0.02,blur=0.5@4,clip`.
+    #[arg(long, default_value = "none")]
+    regularize: String,
+    /// Keep a snapshot every K steps for --plot (0: start and end only).
+    #[arg(long, default_value_t = 50)]
+    snapshot_every: usize,
+    /// Save the final inputs as float32 [N, C, H, W].
+    #[arg(long)]
+    save_npy: Option<PathBuf>,
+    /// Save a snapshot strip (rows = targets, columns = steps) as PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+/// Parses `0-9`, `3`, `1,4,7` or mixes like `0-2,5`.
+fn parse_list(s: &str, what: &str) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |t: &str| -> Result<i64> {
+            t.trim()
+                .parse()
+                .with_context(|| format!("{what} '{s}': '{t}' is not a number"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) if !a.is_empty() => {
+                let (a, b) = (num(a)?, num(b)?);
+                ensure!(a <= b, "{what} '{s}': range {a}-{b} is empty");
+                out.extend(a..=b);
+            }
+            _ => out.push(num(part)?),
+        }
+    }
+    ensure!(!out.is_empty(), "{what} '{s}' names nothing");
+    Ok(out)
+}
+
+fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {
+    gradviz::model::BuiltinModel::load(model_path)
+        .ok()
+        .map(|m| m.dataset)
+}
+
+pub fn ascend(a: AscendArgs) -> Result<()> {
+    let model = load_model(&a.model)?;
+    let (objective, targets, labels): (Objective, Vec<i64>, Vec<String>) = match &a.layer {
+        Some(layer) => {
+            ensure!(a.classes.is_none(), "give either --classes or --layer, not both");
+            let ch = parse_list(a.channel.as_deref().unwrap_or("0"), "--channel")?;
+            let obj = if a.neuron {
+                Objective::neurons(layer, &ch)
+            } else {
+                Objective::channels(layer, &ch)
+            };
+            let labels = ch.iter().map(|c| format!("{layer}:{c}")).collect();
+            (obj, ch, labels)
+        }
+        None => {
+            let default = format!("0-{}", model.num_classes() - 1);
+            let cls = parse_list(a.classes.as_deref().unwrap_or(&default), "--classes")?;
+            let obj = match a.score.as_str() {
+                "logit" => Objective::logits(&cls),
+                "softmax" => Objective::probs(&cls),
+                "log-softmax" => Objective::log_probs(&cls),
+                s => bail!("unknown --score '{s}': expected logit, softmax or log-softmax"),
+            };
+            let names = model.class_names();
+            let labels = cls
+                .iter()
+                .map(|&c| {
+                    names
+                        .get(c as usize)
+                        .map(|n| format!("{c} {n}"))
+                        .unwrap_or_else(|| c.to_string())
+                })
+                .collect();
+            (obj, cls, labels)
+        }
+    };
+    let n = targets.len() as i64;
+    let shape = model.input_shape();
+    let init = match a.init.as_str() {
+        "noise" => Init::noise(a.noise_mean, a.noise_std, a.seed),
+        "zeros" => Init::Constant(0.0),
+        s if s.starts_with("const:") => Init::Constant(
+            s[6..]
+                .parse()
+                .with_context(|| format!("--init {s}: not a number"))?,
+        ),
+        s if s.starts_with("dataset:") => {
+            let idx = parse_list(&s[8..], "--init dataset:")?;
+            ensure!(
+                idx.len() == 1 || idx.len() as i64 == n,
+                "--init {s} names {} images for {n} targets (give 1 or {n})",
+                idx.len()
+            );
+            let name = a
+                .dataset
+                .or_else(|| dataset_of(&a.model))
+                .unwrap_or(DatasetName::Mnist);
+            let test = data::load(name, None)?.test;
+            for &i in &idx {
+                ensure!(
+                    (0..test.len() as i64).contains(&i),
+                    "--init {s}: index {i} is outside the {} test split (0..{})",
+                    name,
+                    test.len()
+                );
+            }
+            let idx: Vec<i64> = if idx.len() == 1 {
+                vec![idx[0]; n as usize]
+            } else {
+                idx
+            };
+            Init::Examples(test.select(&idx)?.images)
+        }
+        s => bail!("unknown --init '{s}': expected noise, zeros, const:V or dataset:INDEX[,..]"),
+    };
+    let x0 = init.make(n, shape)?;
+    let cfg = AscendConfig {
+        steps: a.steps,
+        lr: a.lr,
+        step_rule: a.step_rule,
+        regularization: Regularization::parse(&a.regularize)?,
+        snapshot_every: a.snapshot_every,
+        seed: a.seed,
+        progress: true,
+    };
+    eprintln!(
+        "maximizing {objective} on {} ({} steps, {} lr {}, regularization {})",
+        model.describe(),
+        cfg.steps,
+        cfg.step_rule,
+        cfg.lr,
+        cfg.regularization
+    );
+    let run = run_ascend(model.as_ref(), &objective, &x0, &cfg)?;
+    let last = run.final_record();
+    let hidden = a.layer.is_some();
+    println!(
+        "{:<14} {:>12} {:>10} {:>9}",
+        if hidden { "unit" } else { "class" },
+        "objective",
+        if hidden { "p(top)" } else { "p(target)" },
+        "top class"
+    );
+    for (i, l) in labels.iter().enumerate() {
+        println!(
+            "{:<14} {:>12.4} {:>10.4} {:>9}",
+            l, last.objective[i], last.target_prob[i], last.top_class[i]
+        );
+    }
+    if let Some(p) = &a.save_npy {
+        gradviz::io::save_npy(p, &run.images)?;
+        println!("saved {n} inputs [N, C, H, W] to {}", p.display());
+    }
+    if let Some(p) = &a.plot {
+        snapshot_strip(&run, &labels, 3)?.save(p)?;
+        println!("saved snapshot strip to {}", p.display());
+    }
+    Ok(())
+}
