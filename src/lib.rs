@@ -13,11 +13,13 @@ pub use tch;
 pub mod ascend;
 pub mod data;
 pub mod io;
+pub mod metrics;
 pub mod model;
 pub mod objective;
 pub mod plot;
 pub mod progress;
 pub mod regularize;
+pub mod saliency;
 pub mod train;
 
 pub use data::{load as load_dataset, DatasetName};

@@ -1,0 +1,366 @@
+//! Evidence that a saliency map means something.
+//!
+//! - **Faithfulness** ([`deletion_curve`], [`insertion_curve`]; Petsiuk et al. 2018, RISE):
+//!   delete (or insert) pixels in the order the map ranks them and follow the model's
+//!   probability for the target class. A faithful map makes the probability fall fast
+//!   under deletion (small area under the curve) and rise fast under insertion (large
+//!   area), compared with a random order ([`random_ranking`]).
+//! - **Sanity** ([`cascading_randomization`]; Adebayo et al. 2018): re-initialize the
+//!   model's layers one by one from the top and measure how similar the maps stay, by
+//!   Spearman rank correlation with the trained model's maps. A method that explains the
+//!   *model* must change when the model's weights are destroyed; a method whose maps stay
+//!   the same is only an edge detector of the input.
+
+use crate::model::{BuiltinModel, Classifier};
+use crate::saliency::{reduce, Attribution, Reduce, Score, Target};
+use anyhow::{ensure, Context, Result};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use tch::{Device, Kind, Tensor};
+
+/// Settings of the deletion and insertion curves.
+#[derive(Debug, Clone)]
+pub struct PerturbConfig {
+    /// Number of steps from 0 to all pixels (the curve has `steps + 1` points).
+    pub steps: usize,
+    /// The value of a deleted pixel (deletion) and of the start image (insertion).
+    pub fill: f64,
+    /// The score followed along the curve (the probability, as in RISE).
+    pub score: Score,
+    /// Images per forward pass.
+    pub batch: i64,
+    /// Seed that breaks ties in the ranking at random.
+    pub seed: u64,
+}
+
+impl Default for PerturbConfig {
+    fn default() -> Self {
+        PerturbConfig {
+            steps: 28,
+            fill: 0.0,
+            score: Score::Softmax,
+            batch: 512,
+            seed: 0,
+        }
+    }
+}
+
+/// A deletion or insertion curve, averaged over images.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    /// Fraction of pixels deleted (or inserted), `0..=1`.
+    pub fractions: Vec<f64>,
+    /// Mean score over the images at each fraction.
+    pub mean_score: Vec<f64>,
+    /// Area under the mean curve (trapezoid rule over fractions).
+    pub auc: f64,
+    /// Area under each image's curve.
+    pub per_image_auc: Vec<f64>,
+}
+
+fn trapezoid(xs: &[f64], ys: &[f64]) -> f64 {
+    xs.windows(2)
+        .zip(ys.windows(2))
+        .map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0)
+        .sum()
+}
+
+/// A random ranking `[N, H, W]` (the baseline order for the curves).
+pub fn random_ranking(n: i64, h: i64, w: i64, seed: u64) -> Tensor {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let v: Vec<f32> = (0..n * h * w).map(|_| rng.gen::<f32>()).collect();
+    Tensor::from_slice(&v).view([n, h, w])
+}
+
+/// For each image, each pixel's position in descending order of `ranking` (ties broken
+/// at random): `[N, H*W]` int64.
+fn rank_positions(ranking: &Tensor, seed: u64) -> Result<Tensor> {
+    let n = ranking.size()[0];
+    let flat = ranking
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .reshape([n, -1]);
+    let m = flat.size()[1] as usize;
+    let vals = Vec::<f32>::try_from(&flat.flatten(0, -1))?;
+    ensure!(
+        vals.iter().all(|v| v.is_finite()),
+        "the ranking holds NaN or infinite values"
+    );
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut pos = vec![0i64; vals.len()];
+    for (i, img) in vals.chunks(m).enumerate() {
+        let tie: Vec<f32> = (0..m).map(|_| rng.gen()).collect();
+        let mut order: Vec<usize> = (0..m).collect();
+        order.sort_by(|&a, &b| img[b].total_cmp(&img[a]).then(tie[a].total_cmp(&tie[b])));
+        for (p, &px) in order.iter().enumerate() {
+            pos[i * m + px] = p as i64;
+        }
+    }
+    Ok(Tensor::from_slice(&pos).view([n, m as i64]))
+}
+
+fn perturbation_curve(
+    model: &dyn Classifier,
+    images: &Tensor,
+    targets: &[i64],
+    ranking: &Tensor,
+    cfg: &PerturbConfig,
+    insertion: bool,
+) -> Result<Curve> {
+    model.check_input(images)?;
+    let s = images.size();
+    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
+    ensure!(n > 0, "no images");
+    ensure!(
+        targets.len() as i64 == n,
+        "{} targets for {n} images",
+        targets.len()
+    );
+    ensure!(cfg.steps > 0, "steps must be at least 1");
+    ensure!(cfg.batch > 0, "batch must be at least 1");
+    let ranking = match ranking.dim() {
+        3 => ranking.shallow_clone(),
+        4 if ranking.size()[1] == 1 => ranking.squeeze_dim(1),
+        _ => anyhow::bail!(
+            "ranking must be [N, H, W] (reduce attributions over channels first), got {:?}",
+            ranking.size()
+        ),
+    };
+    ensure!(
+        ranking.size() == [n, h, w],
+        "ranking has shape {:?}, expected [{n}, {h}, {w}]",
+        ranking.size()
+    );
+    let pos = rank_positions(&ranking, cfg.seed)?.view([n, 1, h, w]);
+    let x = images.to_kind(Kind::Float).to_device(Device::Cpu);
+    let fill = Tensor::full([n, c, h, w], cfg.fill, (Kind::Float, Device::Cpu));
+    let t = Tensor::from_slice(targets);
+    let hw = h * w;
+    let fractions: Vec<f64> = (0..=cfg.steps).map(|k| k as f64 / cfg.steps as f64).collect();
+    let _guard = tch::no_grad_guard();
+    let mut per_step = Vec::new(); // [steps+1] of [N]
+    for f in &fractions {
+        let k = (f * hw as f64).round() as i64;
+        let mask = pos.lt(k).expand([n, c, h, w], false); // the first k pixels
+        let xk = if insertion {
+            x.where_self(&mask, &fill)
+        } else {
+            fill.where_self(&mask, &x)
+        };
+        let mut sc = Vec::new();
+        for (s, len) in (0..n)
+            .step_by(cfg.batch as usize)
+            .map(|s| (s, cfg.batch.min(n - s)))
+        {
+            let logits = model.logits(&xk.narrow(0, s, len).to_device(model.device()))?;
+            let tt = t.narrow(0, s, len).to_device(logits.device());
+            sc.push(cfg.score.of(&logits, &tt).to_device(Device::Cpu));
+        }
+        per_step.push(Vec::<f64>::try_from(&Tensor::cat(&sc, 0).to_kind(Kind::Double))?);
+    }
+    let mean_score: Vec<f64> = per_step
+        .iter()
+        .map(|v| v.iter().sum::<f64>() / n as f64)
+        .collect();
+    let per_image_auc = (0..n as usize)
+        .map(|i| {
+            let ys: Vec<f64> = per_step.iter().map(|v| v[i]).collect();
+            trapezoid(&fractions, &ys)
+        })
+        .collect();
+    Ok(Curve {
+        auc: trapezoid(&fractions, &mean_score),
+        fractions,
+        mean_score,
+        per_image_auc,
+    })
+}
+
+/// Deletion curve: pixels are set to `cfg.fill` in descending order of `ranking`
+/// (`[N, H, W]`, e.g. `reduce(attr, Reduce::MaxAbs)` or the signed map for "evidence for
+/// the class"), and the target's score is followed. Lower AUC = more faithful.
+pub fn deletion_curve(
+    model: &dyn Classifier,
+    images: &Tensor,
+    targets: &[i64],
+    ranking: &Tensor,
+    cfg: &PerturbConfig,
+) -> Result<Curve> {
+    perturbation_curve(model, images, targets, ranking, cfg, false)
+}
+
+/// Insertion curve: starting from an image of `cfg.fill`, the original pixels are put back
+/// in descending order of `ranking`. Higher AUC = more faithful.
+pub fn insertion_curve(
+    model: &dyn Classifier,
+    images: &Tensor,
+    targets: &[i64],
+    ranking: &Tensor,
+    cfg: &PerturbConfig,
+) -> Result<Curve> {
+    perturbation_curve(model, images, targets, ranking, cfg, true)
+}
+
+// ---------------------------------------------------------------------------------------
+// model randomization
+
+/// Spearman rank correlation of two equally long samples (ties get their average rank).
+pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
+    fn ranks(v: &[f32]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+                j += 1;
+            }
+            let avg = (i + j) as f64 / 2.0;
+            for &k in &idx[i..=j] {
+                r[k] = avg;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    assert_eq!(a.len(), b.len(), "spearman: samples differ in length");
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        0.0
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
+}
+
+/// Mean per-image Spearman correlation of two map batches `[N, ...]`.
+pub fn mean_spearman(a: &Tensor, b: &Tensor) -> Result<f64> {
+    ensure!(
+        a.size() == b.size(),
+        "maps differ in shape: {:?} vs {:?}",
+        a.size(),
+        b.size()
+    );
+    let n = a.size()[0];
+    let to = |t: &Tensor| -> Result<Vec<f32>> {
+        Ok(Vec::<f32>::try_from(
+            &t.detach()
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .reshape([-1]),
+        )?)
+    };
+    let (va, vb) = (to(a)?, to(b)?);
+    let m = va.len() / n.max(1) as usize;
+    let total: f64 = va.chunks(m).zip(vb.chunks(m)).map(|(x, y)| spearman(x, y)).sum();
+    Ok(total / n as f64)
+}
+
+/// A copy of a built-in model (through a temporary safetensors file), so that the
+/// original's weights stay untouched.
+pub fn copy_model(model: &BuiltinModel) -> Result<BuiltinModel> {
+    let tmp = tempfile::Builder::new()
+        .suffix(".safetensors")
+        .tempfile()
+        .context("cannot create a temporary model file")?;
+    model.save(tmp.path())?;
+    BuiltinModel::load(tmp.path())
+}
+
+/// Layers that hold weights, input to output.
+pub fn parametrized_layers(model: &BuiltinModel) -> Vec<String> {
+    let vars = model.vs.variables();
+    model
+        .layer_names()
+        .into_iter()
+        .filter(|l| vars.contains_key(&format!("{l}.weight")))
+        .collect()
+}
+
+/// Re-initializes the weights and bias of `layer` in place, as PyTorch initializes them:
+/// uniform in `±1/√fan_in`.
+pub fn randomize_layer(model: &mut BuiltinModel, layer: &str, seed: u64) -> Result<()> {
+    let vars = model.vs.variables();
+    let w = vars.get(&format!("{layer}.weight")).with_context(|| {
+        format!(
+            "layer '{layer}' has no weights; layers with weights: {:?}",
+            parametrized_layers(model)
+        )
+    })?;
+    let fan_in: i64 = w.size()[1..].iter().product();
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    let mut rng = StdRng::seed_from_u64(seed);
+    tch::no_grad(|| {
+        for suffix in ["weight", "bias"] {
+            if let Some(v) = vars.get(&format!("{layer}.{suffix}")) {
+                let vals: Vec<f32> = (0..v.numel())
+                    .map(|_| ((rng.gen::<f64>() * 2.0 - 1.0) * bound) as f32)
+                    .collect();
+                let mut v = v.shallow_clone();
+                v.copy_(&Tensor::from_slice(&vals).view(v.size().as_slice()));
+            }
+        }
+    });
+    Ok(())
+}
+
+/// One step of the cascading randomization.
+#[derive(Debug)]
+pub struct RandomizationStep {
+    /// `"trained"` for the original model, else the last layer randomized (all layers above
+    /// it are random too).
+    pub layer: String,
+    /// Mean Spearman correlation with the trained model's maps, of `|map|`.
+    pub spearman_abs: f64,
+    /// Mean Spearman correlation of the signed maps.
+    pub spearman_signed: f64,
+    /// The reduced maps `[N, H, W]` of this step.
+    pub maps: Tensor,
+}
+
+/// The cascading model-randomization test of Adebayo et al. (2018): starting from the
+/// logits layer, re-initialize one more layer at each step (top to bottom) on a *copy* of
+/// `model`, recompute the maps of `method` for the same images and target classes (fixed
+/// from the trained model), and compare them with the trained model's maps by Spearman
+/// rank correlation. The first step is the trained model itself (correlation 1).
+pub fn cascading_randomization(
+    model: &BuiltinModel,
+    method: &dyn Attribution,
+    images: &Tensor,
+    target: &Target,
+    reduction: Reduce,
+    seed: u64,
+) -> Result<Vec<RandomizationStep>> {
+    let classes = target.resolve(model, images)?;
+    let fixed = Target::Classes(classes);
+    let maps_of =
+        |m: &dyn Classifier| -> Result<Tensor> { reduce(&method.attribute(m, images, &fixed)?, reduction) };
+    let reference = maps_of(model)?;
+    let mut steps = vec![RandomizationStep {
+        layer: "trained".into(),
+        spearman_abs: 1.0,
+        spearman_signed: 1.0,
+        maps: reference.shallow_clone(),
+    }];
+    let mut copy = copy_model(model)?;
+    let layers = parametrized_layers(model);
+    for (i, layer) in layers.iter().rev().enumerate() {
+        randomize_layer(&mut copy, layer, seed.wrapping_add(i as u64 * 7919))?;
+        let maps = maps_of(&copy)?;
+        steps.push(RandomizationStep {
+            layer: layer.clone(),
+            spearman_abs: mean_spearman(&reference.abs(), &maps.abs())?,
+            spearman_signed: mean_spearman(&reference, &maps)?,
+            maps,
+        });
+    }
+    Ok(steps)
+}
