@@ -23,6 +23,8 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// Optimize inputs for classes or hidden units by gradient ascent (weights frozen).
     Ascend(cli::ascend::AscendArgs),
+    /// Saliency maps of a batch of images: gradient, input × gradient, SmoothGrad, IG, Grad-CAM.
+    Saliency(cli::saliency::SaliencyArgs),
 }
 
 fn main() {
@@ -31,6 +33,7 @@ fn main() {
         Command::Train(a) => cli::train::train(a),
         Command::Eval(a) => cli::train::eval(a),
         Command::Ascend(a) => cli::ascend::ascend(a),
+        Command::Saliency(a) => cli::saliency::saliency(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

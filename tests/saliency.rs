@@ -439,3 +439,85 @@ fn works_on_torchscript_models() {
         .unwrap_err();
     assert!(format!("{e:#}").contains("named layers"));
 }
+
+#[test]
+fn cli_round_trip_writes_npy_and_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = cnn();
+    let model = dir.path().join("m.safetensors");
+    m.save(&model).unwrap();
+    let (x, y) = mnist(3);
+    let input = dir.path().join("x.npy");
+    gradviz::io::save_npy(&input, &x).unwrap();
+    let labels = Vec::<i64>::try_from(&y).unwrap();
+    let targets = dir.path().join("t.npy");
+    y.write_npy(&targets).unwrap();
+    let (npy, png) = (dir.path().join("a.npy"), dir.path().join("a.png"));
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gradviz"))
+            .arg("saliency")
+            .args(["--model", model.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--targets",
+        targets.to_str().unwrap(),
+        "--score",
+        "softmax",
+        "--save-npy",
+        npy.to_str().unwrap(),
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let saved = Tensor::read_npy(&npy).unwrap();
+    let want = Gradient::new(Score::Softmax)
+        .attribute(&m, &x, &Target::Classes(labels))
+        .unwrap();
+    assert_eq!(saved.size(), x.size());
+    assert!(max_abs_diff(&saved, &want) <= 1e-6 * max_abs(&want).max(1e-9));
+    let img = image::open(&png).unwrap();
+    assert!(img.width() > 200 && img.height() > 100);
+    // dataset input, IG with its completeness report
+    let out = run(&[
+        "--dataset",
+        "mnist",
+        "--indices",
+        "0..2",
+        "--targets",
+        "label",
+        "--method",
+        "integrated-gradients",
+        "--steps",
+        "8",
+        "--save-npy",
+        npy.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("completeness"));
+    assert_eq!(Tensor::read_npy(&npy).unwrap().size(), [2, 1, 28, 28]);
+    // errors are messages, not panics
+    let out = run(&["--input", input.to_str().unwrap(), "--targets", "label"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--targets label needs --dataset") && !err.contains("panicked"),
+        "{err}"
+    );
+    let out = run(&[
+        "--dataset",
+        "mnist",
+        "--indices",
+        "0..2",
+        "--method",
+        "grad-cam",
+        "--layer",
+        "fc9",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("valid layers"), "{err}");
+}

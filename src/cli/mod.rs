@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod ascend;
+pub mod saliency;
 pub mod train;

@@ -1,0 +1,290 @@
+//! `gradviz saliency`: attributions of a batch of images, saved as `.npy` and/or drawn as PNG.
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Args, ValueEnum};
+use gradviz::data::{self, DatasetName};
+use gradviz::model::{self, Classifier, TorchScriptModel};
+use gradviz::plot::saliency::{batch_grid, saliency_rows, ImageLabels, SaliencyStyle};
+use gradviz::saliency::{
+    reduce, Attribution, Baseline, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, Score,
+    SmoothGrad, Target,
+};
+use gradviz::tch::{Kind, Tensor};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Method {
+    Gradient,
+    InputXGradient,
+    Smoothgrad,
+    IntegratedGradients,
+    GradCam,
+}
+
+#[derive(Args)]
+pub struct SaliencyArgs {
+    /// A gradviz .safetensors model or a TorchScript .pt file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Images: a float32 .npy [N, C, H, W] in [0, 1], or one PNG/JPEG (resized to the model's shape).
+    #[arg(long, conflicts_with = "dataset")]
+    input: Option<PathBuf>,
+    /// Take the images from a data set's test split: mnist, fashion-mnist or cifar10.
+    #[arg(long, requires = "indices")]
+    dataset: Option<DatasetName>,
+    /// Directory of the data set (default: bundled MNIST, Debian's Fashion-MNIST).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Test-split indices: a range `0..16` or a list `3,7,42`.
+    #[arg(long)]
+    indices: Option<String>,
+    /// Target class per image: a class index, `label` (true labels, with --dataset),
+    /// `predicted`, or an int .npy file with one class per image.
+    #[arg(long, default_value = "predicted")]
+    targets: String,
+    /// logit, softmax or log-softmax.
+    #[arg(long, default_value = "logit")]
+    score: Score,
+    #[arg(long, value_enum, default_value = "gradient")]
+    method: Method,
+    /// Integrated Gradients: number of steps.
+    #[arg(long, default_value_t = 64)]
+    steps: i64,
+    /// Integrated Gradients: constant baseline value (0 = black).
+    #[arg(long, default_value_t = 0.0)]
+    baseline: f64,
+    /// SmoothGrad: number of noisy samples.
+    #[arg(long, default_value_t = 50)]
+    samples: i64,
+    /// SmoothGrad: noise σ as a fraction of each image's value range.
+    #[arg(long, default_value_t = 0.15)]
+    noise: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Grad-CAM: the layer (default: the last conv layer).
+    #[arg(long)]
+    layer: Option<String>,
+    /// Images (or path points / noisy samples) per forward-backward pass.
+    #[arg(long, default_value_t = 256)]
+    batch: i64,
+    /// Save the raw signed attributions [N, C, H, W] as float32 .npy.
+    #[arg(long)]
+    save_npy: Option<PathBuf>,
+    /// Draw the maps to a PNG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// How the plot reduces channels: signed, sum, absolute or max-abs.
+    #[arg(long, default_value = "signed")]
+    reduce: Reduce,
+    /// One colour scale for all maps of the plot.
+    #[arg(long)]
+    shared_scale: bool,
+    /// Plot the positive and negative parts separately too.
+    #[arg(long)]
+    split_signs: bool,
+}
+
+/// `0..16`, `3..=5` or `3,7,42`.
+pub fn parse_indices(s: &str) -> Result<Vec<i64>> {
+    let bad = || format!("--indices '{s}': expected a range like 0..16 or a list like 3,7,42");
+    if let Some((a, b)) = s.split_once("..") {
+        let (b, inclusive) = match b.strip_prefix('=') {
+            Some(b) => (b, true),
+            None => (b, false),
+        };
+        let a: i64 = a.trim().parse().with_context(bad)?;
+        let b: i64 = b.trim().parse().with_context(bad)?;
+        let end = if inclusive { b + 1 } else { b };
+        ensure!(a >= 0 && end > a, "--indices '{s}' is an empty or negative range");
+        Ok((a..end).collect())
+    } else {
+        let v = s
+            .split(',')
+            .map(|p| p.trim().parse::<i64>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .with_context(bad)?;
+        ensure!(!v.is_empty(), "{}", bad());
+        Ok(v)
+    }
+}
+
+fn load_model(path: &Path, dataset: Option<DatasetName>) -> Result<Box<dyn Classifier>> {
+    match dataset {
+        Some(d) if !path.extension().is_some_and(|e| e == "safetensors") => Ok(Box::new(
+            TorchScriptModel::load(path, Some(d.input_shape()), Some(d.class_names()))?,
+        )),
+        _ => model::load_model(path),
+    }
+}
+
+pub fn saliency(a: SaliencyArgs) -> Result<()> {
+    let model = load_model(&a.model, a.dataset)?;
+    let shape = model.input_shape();
+    let (images, labels): (Tensor, Option<Tensor>) = match (&a.input, a.dataset) {
+        (Some(p), _) => {
+            let is_npy = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+            if is_npy {
+                (gradviz::io::load_npy_images(p, shape)?, None)
+            } else {
+                let (img, note) = gradviz::io::load_image(p, shape)?;
+                if let Some(n) = note {
+                    eprintln!("note: {n}");
+                }
+                (img, None)
+            }
+        }
+        (None, Some(d)) => {
+            let idx = parse_indices(a.indices.as_deref().unwrap_or_default())?;
+            let test = data::load(d, a.data.as_deref())?.test.select(&idx)?;
+            (test.images, Some(test.labels))
+        }
+        (None, None) => bail!("give the images with --input FILE or --dataset NAME --indices RANGE"),
+    };
+    let n = images.size()[0];
+    let target = match a.targets.as_str() {
+        "predicted" => Target::Predicted,
+        "label" | "labels" => Target::Labels(
+            labels
+                .as_ref()
+                .context("--targets label needs --dataset (an .npy or image input has no labels)")?
+                .shallow_clone(),
+        ),
+        t if t.ends_with(".npy") => {
+            let v = Tensor::read_npy(t).with_context(|| format!("{t}: not a readable .npy file"))?;
+            ensure!(
+                !v.is_floating_point() || v.eq_tensor(&v.round()).all().int64_value(&[]) == 1,
+                "{t}: targets must be integer class indices"
+            );
+            Target::Labels(v.to_kind(Kind::Int64).reshape([-1]))
+        }
+        t => Target::Class(t.parse().with_context(|| {
+            format!("--targets '{t}': expected a class index, label, predicted or a .npy file")
+        })?),
+    };
+    let classes = target.resolve(model.as_ref(), &images)?;
+    let method: Box<dyn Attribution> = match a.method {
+        Method::Gradient => Box::new(Gradient {
+            score: a.score,
+            batch: a.batch,
+        }),
+        Method::InputXGradient => Box::new(InputXGradient {
+            score: a.score,
+            batch: a.batch,
+        }),
+        Method::Smoothgrad => Box::new(SmoothGrad {
+            score: a.score,
+            samples: a.samples,
+            noise: a.noise,
+            seed: a.seed,
+            batch: a.batch,
+        }),
+        Method::IntegratedGradients => Box::new(IntegratedGradients {
+            score: a.score,
+            steps: a.steps,
+            baseline: Baseline::Constant(a.baseline),
+            internal_batch: a.batch,
+            ..Default::default()
+        }),
+        Method::GradCam => {
+            let layer = match &a.layer {
+                Some(l) => l.clone(),
+                None => model
+                    .layer_names()
+                    .into_iter()
+                    .rfind(|l| l.starts_with("conv"))
+                    .with_context(|| {
+                        format!(
+                            "Grad-CAM needs a built-in model with conv layers; {} has none",
+                            model.describe()
+                        )
+                    })?,
+            };
+            Box::new(GradCam {
+                layer,
+                score: a.score,
+                relu: true,
+                batch: a.batch,
+            })
+        }
+    };
+    let fixed = Target::Classes(classes.clone());
+    let attr = if let Method::IntegratedGradients = a.method {
+        let ig = IntegratedGradients {
+            score: a.score,
+            steps: a.steps,
+            baseline: Baseline::Constant(a.baseline),
+            internal_batch: a.batch,
+            ..Default::default()
+        };
+        let (attr, c) = ig.attribute_with_delta(model.as_ref(), &images, &fixed)?;
+        eprintln!(
+            "completeness: max |Σ attributions − (F(x) − F(baseline))| / |F(x) − F(baseline)| = {:.3e}",
+            c.max_relative_error()
+        );
+        attr
+    } else {
+        method.attribute(model.as_ref(), &images, &fixed)?
+    };
+    eprintln!(
+        "{} of {} for {n} image(s) with {}",
+        method.name(),
+        a.score,
+        model.describe()
+    );
+    if let Some(p) = &a.save_npy {
+        gradviz::io::save_npy(p, &attr)?;
+        println!("saved attributions {:?} to {}", attr.size(), p.display());
+    }
+    if let Some(p) = &a.plot {
+        let maps = reduce(&attr, a.reduce)?;
+        let preds = model::predict(model.as_ref(), &images, a.batch.max(1))?;
+        let names = model.class_names();
+        let truth: Option<Vec<i64>> = labels.as_ref().map(Vec::<i64>::try_from).transpose()?;
+        let style = SaliencyStyle {
+            shared_scale: a.shared_scale,
+            split_signs: a.split_signs,
+            title: Some(format!("{} · {}", method.name(), a.reduce.as_str())),
+            ..Default::default()
+        };
+        let fig = if n <= 6 || a.split_signs {
+            let titles: Vec<String> = (0..n as usize)
+                .map(|i| {
+                    let t = names.get(classes[i] as usize).cloned().unwrap_or_default();
+                    format!(
+                        "target {t} (p={:.2})",
+                        preds.probs.double_value(&[i as i64, classes[i]])
+                    )
+                })
+                .collect();
+            saliency_rows(
+                &images,
+                &maps,
+                &titles,
+                &format!("{} map", a.reduce.as_str()),
+                &style,
+            )?
+        } else {
+            let info: Vec<ImageLabels> = (0..n as usize)
+                .map(|i| ImageLabels {
+                    true_class: truth.as_ref().map(|t| t[i]),
+                    predicted: preds.classes[i],
+                    probability: preds.confidences[i],
+                })
+                .collect();
+            batch_grid(
+                &images,
+                &maps,
+                &info,
+                names,
+                8,
+                &SaliencyStyle { scale: 4, ..style },
+            )?
+        };
+        fig.save(p)?;
+        println!("saved plot to {}", p.display());
+    }
+    if a.save_npy.is_none() && a.plot.is_none() {
+        eprintln!("note: nothing saved; add --save-npy OUT.npy and/or --plot OUT.png");
+    }
+    Ok(())
+}
