@@ -15,6 +15,13 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Temp files are created 0600; results should be as readable as any other output file.
+fn make_readable(f: &std::fs::File) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    Ok(())
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory.
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let path = path.as_ref();
@@ -23,6 +30,7 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     tmp.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    make_readable(tmp.as_file())?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
@@ -43,6 +51,7 @@ pub fn save_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
         .contiguous();
     t.write_npy(tmp.path())
         .with_context(|| format!("cannot write {}", path.display()))?;
+    make_readable(tmp.as_file())?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
