@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""Execute the gradviz notebooks headless with the project's `rust` (evcxr) kernel.
+
+Run with the venv interpreter (scripts/setup.sh creates it):
+
+    .venv/bin/python scripts/run_notebooks.py            # -> report/
+    .venv/bin/python scripts/run_notebooks.py --check    # -> target/notebook-check/
+    .venv/bin/python scripts/run_notebooks.py --only 01_saliency
+
+Outputs (under report/ or target/notebook-check/):
+    executed/NAME.ipynb     executed notebook
+    html/NAME.html          one HTML page per notebook
+    gradviz-report.html     all notebooks in order, with a table of contents
+    gradviz-report.pdf      (report mode only, needs `chromium`; GRADVIZ_PDF=1 make setup)
+
+Exit status: 0 all notebooks ran without an error output; 1 a cell failed
+(notebook and cell are named); 2 set-up problem (no notebooks, no kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+KERNEL = "rust"
+DEFAULT_TIMEOUT = int(os.environ.get("GRADVIZ_CELL_TIMEOUT", "3600"))
+
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+try:
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.manager import KernelManager
+    from jupyter_core.paths import jupyter_path
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbconvert import HTMLExporter
+except ImportError as e:  # pragma: no cover
+    sys.exit(
+        f"run_notebooks: missing Python package ({e}).\n"
+        "Run `make setup` and use .venv/bin/python to run this script."
+    )
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class CellPanicked(Exception):
+    """evcxr reports a Rust panic as a successful execution (status "ok"),
+    with the panic message on stderr only; we treat it as a failure."""
+
+
+PANIC_RE = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (.*)$", re.M)
+
+
+def panic_message(cell) -> str | None:
+    """The panic text if the cell's stderr shows a Rust panic."""
+    if "raises-exception" in cell.get("metadata", {}).get("tags", []):
+        return None
+    err = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                  if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    m = PANIC_RE.search(err)
+    if not m:
+        return None
+    tail = err[m.start():].split("stack backtrace:")[0].strip()
+    return tail[:2000]
+
+
+# --------------------------------------------------------------------------
+# execution
+# --------------------------------------------------------------------------
+def first_line(src: str, n: int = 70) -> str:
+    for line in src.splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= n else line[: n - 3] + "..."
+    return "<empty>"
+
+
+def error_text(output) -> str:
+    tb = output.get("traceback") or []
+    text = "\n".join(tb) if tb else f"{output.get('ename', '')}: {output.get('evalue', '')}"
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # strip ANSI colours
+
+
+VENV_KERNELS = REPO / ".venv" / "share" / "jupyter" / "kernels"
+
+
+def kernel_spec_manager() -> KernelSpecManager:
+    """Kernelspecs from .venv/share/jupyter/kernels first (so that a user-level
+    `rust` kernel from `evcxr_jupyter --install` cannot shadow ours); an
+    exported JUPYTER_PATH still comes before it.
+
+    We deliberately do not export JUPYTER_PATH to the kernel: evcxr_jupyter
+    treats $JUPYTER_PATH/kernels/rust as "its" install and rewrites the
+    kernel.json there (dropping our env) when its version.txt differs."""
+    dirs = [d for d in jupyter_path("kernels") if os.environ.get("JUPYTER_PATH")
+            and any(d.startswith(p) for p in os.environ["JUPYTER_PATH"].split(os.pathsep) if p)]
+    dirs.append(str(VENV_KERNELS))
+    dirs += [d for d in jupyter_path("kernels") if d not in dirs]
+    return KernelSpecManager(kernel_dirs=dirs)
+
+
+def check_kernel() -> None:
+    try:
+        spec = kernel_spec_manager().get_kernel_spec(KERNEL)
+    except NoSuchKernel:
+        sys.exit(
+            f"run_notebooks: Jupyter kernel '{KERNEL}' not found (No such kernel).\n"
+            "Run `make setup` (writes .venv/share/jupyter/kernels/rust/kernel.json)."
+        )
+    exe = spec.argv[0]
+    if not (os.path.isabs(exe) and os.access(exe, os.X_OK)) and not shutil.which(exe):
+        sys.exit(
+            f"run_notebooks: kernel '{KERNEL}' points at {exe}, which does not exist.\n"
+            "Run `make setup` (installs evcxr_jupyter with cargo install)."
+        )
+    if "EVCXR_TMPDIR" not in (spec.env or {}) or "LD_LIBRARY_PATH" not in (spec.env or {}):
+        sys.exit(
+            f"run_notebooks: {spec.resource_dir}/kernel.json has no gradviz env "
+            "(EVCXR_TMPDIR, LD_LIBRARY_PATH, ...): it was probably rewritten by "
+            "`evcxr_jupyter --install`.\nRun `make setup` to regenerate it."
+        )
+    say(f"run_notebooks: kernel '{KERNEL}' -> {exe} ({spec.resource_dir})")
+
+
+def execute(nb_path: Path, timeout: int, startup_timeout: int):
+    """Execute one notebook; returns (notebook, failure message or None)."""
+    nb = nbformat.read(nb_path, as_version=4)
+    name = nb_path.stem
+    code_idx = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    total = len(code_idx)
+    ordinal = {cell_i: k + 1 for k, cell_i in enumerate(code_idx)}
+    t_nb = time.monotonic()
+    t_cell = [t_nb]
+
+    def on_cell_start(cell, cell_index):
+        if cell.cell_type != "code":
+            return
+        t_cell[0] = time.monotonic()
+        say(f"  [{name}] cell {ordinal.get(cell_index, '?')}/{total} running: "
+            f"{first_line(cell.source)}")
+
+    def on_cell_executed(cell, cell_index, execute_reply):
+        status = execute_reply.get("content", {}).get("status", "?")
+        if status == "ok" and panic_message(cell):
+            status = "PANICKED"
+        say(f"  [{name}] cell {ordinal.get(cell_index, '?')}/{total} {status} "
+            f"in {time.monotonic() - t_cell[0]:.1f}s (total {time.monotonic() - t_nb:.0f}s)")
+        if status == "PANICKED":
+            raise CellPanicked(panic_message(cell))
+
+    km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=kernel_spec_manager())
+    client = NotebookClient(
+        nb,
+        km=km,
+        kernel_name=KERNEL,
+        timeout=timeout,
+        startup_timeout=startup_timeout,
+        allow_errors=False,
+        record_timing=True,
+        resources={"metadata": {"path": str(nb_path.parent)}},
+        on_cell_start=on_cell_start,
+        on_cell_executed=on_cell_executed,
+    )
+    say(f"[{name}] executing {nb_path.name}: {total} code cells (cell timeout {timeout}s)")
+    failure = None
+    try:
+        # We pass our own KernelManager, so nbclient would not shut the kernel
+        # down by itself: cleanup_kc=True makes it do so.
+        client.execute(cleanup_kc=True)
+    except CellTimeoutError as e:
+        failure = f"cell timed out after {timeout}s: {e}"
+    except DeadKernelError as e:
+        failure = f"kernel died: {e}"
+    except CellExecutionError as e:
+        failure = str(e)
+    except CellPanicked as e:
+        failure = f"Rust panic: {e}"
+    except Exception as e:  # kernel start-up problems etc.
+        failure = f"{type(e).__name__}: {e}"
+    finally:
+        try:  # never leave a kernel (and its compiler children) behind
+            if km.has_kernel and km.is_alive():
+                km.shutdown_kernel(now=True)
+        except Exception:
+            pass
+
+    # Error outputs not turned into exceptions (e.g. cells tagged
+    # raises-exception are allowed to error; anything else is a failure).
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        where = (f"notebook {nb_path.name}, code cell {ordinal[i]}/{total} "
+                 f"(cell index {i}, `{first_line(cell.source)}`)")
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error" and "raises-exception" not in tags:
+                return nb, f"{where} failed:\n{error_text(out)}"
+        panic = panic_message(cell)
+        if panic:
+            return nb, f"{where} panicked:\n{panic}"
+    if failure is not None:
+        # Exception without an error output (timeout, dead kernel, start-up):
+        # name the cell that was running, i.e. the first code cell without
+        # an execution_count.
+        where = "before the first cell (kernel start-up)"
+        for i in code_idx:
+            if nb.cells[i].get("execution_count") is None:
+                where = f"code cell {ordinal[i]}/{total} (cell index {i}, " \
+                        f"`{first_line(nb.cells[i].source)}`)"
+                break
+        return nb, f"notebook {nb_path.name}, {where} failed:\n{failure}"
+    say(f"[{name}] ok in {time.monotonic() - t_nb:.1f}s")
+    return nb, None
+
+
+# --------------------------------------------------------------------------
+# output
+# --------------------------------------------------------------------------
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+LOCAL_MATHJAX = Path("/usr/share/javascript/mathjax/MathJax.js")
+
+
+def make_exporter(mathjax_url: str | None = None) -> HTMLExporter:
+    exp = HTMLExporter(template_name="lab")
+    exp.embed_images = True  # markdown images referenced by path -> data URIs
+    if mathjax_url:
+        exp.mathjax_url = mathjax_url
+    return exp
+
+
+def export_html(nb, src_dir: Path, title: str, mathjax_url: str | None = None) -> str:
+    exp = make_exporter(mathjax_url)
+    body, _ = exp.from_notebook_node(
+        nb, resources={"metadata": {"path": str(src_dir), "name": title}}
+    )
+    return body
+
+
+def nb_title(nb, fallback: str) -> str:
+    for c in nb.cells:
+        if c.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", c.source, re.M)
+            if m:
+                return m.group(1).strip()
+    return fallback
+
+
+def combined_notebook(executed: list[tuple[str, object]]):
+    """One notebook: TOC cell, then every notebook behind an anchored header."""
+    first = executed[0][1]
+    out = nbformat.v4.new_notebook(metadata=copy.deepcopy(first.metadata))
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    toc = ["# gradviz report", "", f"Generated {stamp} by `scripts/run_notebooks.py`.", "",
+           "## Contents", ""]
+    for k, (name, nb) in enumerate(executed, 1):
+        toc.append(f"{k}. [{html.escape(nb_title(nb, name))}](#nb-{name}) (`{name}.ipynb`)")
+    out.cells.append(nbformat.v4.new_markdown_cell("\n".join(toc)))
+    for name, nb in executed:
+        header = (f'<div style="page-break-before: always"></div>\n'
+                  f'<a id="nb-{name}"></a>\n\n---\n\n*Notebook `{name}.ipynb`*')
+        out.cells.append(nbformat.v4.new_markdown_cell(header))
+        for c in nb.cells:
+            out.cells.append(copy.deepcopy(c))
+    return out
+
+
+def find_chromium() -> str | None:
+    for exe in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        p = shutil.which(exe)
+        if p:
+            return p
+    return None
+
+
+def print_pdf(html_path: Path, pdf_path: Path) -> bool:
+    exe = find_chromium()
+    if exe is None:
+        say("run_notebooks: note: chromium not installed, skipping the PDF "
+            "(GRADVIZ_PDF=1 make setup installs it)")
+        return False
+    with tempfile.TemporaryDirectory(prefix="gradviz-chromium-") as prof:
+        tmp_pdf = pdf_path.with_name("." + pdf_path.name + ".tmp")
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--disable-extensions",
+               "--disable-dev-shm-usage", f"--user-data-dir={prof}",
+               "--no-pdf-header-footer", "--virtual-time-budget=20000",
+               f"--print-to-pdf={tmp_pdf}", html_path.resolve().as_uri()]
+        say(f"run_notebooks: printing PDF with {exe}")
+        try:
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, timeout=300, text=True)
+        except subprocess.TimeoutExpired:
+            say("run_notebooks: WARNING: chromium timed out, no PDF")
+            return False
+        if r.returncode != 0 or not tmp_pdf.exists() or tmp_pdf.stat().st_size == 0:
+            say(f"run_notebooks: WARNING: chromium failed (rc={r.returncode}), no PDF:\n"
+                + r.stdout[-2000:])
+            return False
+        os.replace(tmp_pdf, pdf_path)
+    say(f"run_notebooks: wrote {pdf_path.relative_to(REPO) if pdf_path.is_relative_to(REPO) else pdf_path}")
+    return True
+
+
+def rel(p: Path) -> str:
+    try:
+        return str(p.relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
+# --------------------------------------------------------------------------
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true",
+                    help="test mode: write to target/notebook-check/, no PDF")
+    ap.add_argument("--only", metavar="NAME", action="append",
+                    help="run only this notebook (stem or file name); repeatable")
+    ap.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT,
+                    help=f"per-cell timeout in seconds (default {DEFAULT_TIMEOUT}, "
+                         "env GRADVIZ_CELL_TIMEOUT)")
+    ap.add_argument("--startup-timeout", type=int, default=180,
+                    help="kernel start-up timeout in seconds")
+    ap.add_argument("--fail-fast", action="store_true",
+                    help="stop at the first failing notebook")
+    ap.add_argument("--no-pdf", action="store_true", help="do not print the PDF")
+    ap.add_argument("--notebooks-dir", type=Path, default=REPO / "notebooks",
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--out-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    nb_dir = args.notebooks_dir.resolve()
+    out_dir = (args.out_dir or (REPO / ("target/notebook-check" if args.check else "report"))).resolve()
+
+    notebooks = sorted(p for p in nb_dir.glob("*.ipynb") if not p.name.startswith("."))
+    if not notebooks:
+        say(f"run_notebooks: ERROR: no notebooks (*.ipynb) found in {nb_dir}")
+        return 2
+    if args.only:
+        wanted = {o[:-6] if o.endswith(".ipynb") else o for o in args.only}
+        wanted = {Path(w).name for w in wanted}
+        notebooks = [p for p in notebooks if p.stem in wanted]
+        missing = wanted - {p.stem for p in notebooks}
+        if missing:
+            say(f"run_notebooks: ERROR: no such notebook(s) in {nb_dir}: {', '.join(sorted(missing))}")
+            return 2
+
+    check_kernel()
+    say(f"run_notebooks: {len(notebooks)} notebook(s) from {rel(nb_dir)} -> {rel(out_dir)}")
+
+    t0 = time.monotonic()
+    executed: list[tuple[str, object]] = []
+    failures: list[str] = []
+    for nb_path in notebooks:
+        nb, failure = execute(nb_path, args.timeout, args.startup_timeout)
+        name = nb_path.stem
+        # Always keep the executed notebook (also a failed one: it shows the error).
+        atomic_write(out_dir / "executed" / f"{name}.ipynb", nbformat.writes(nb))
+        try:
+            atomic_write(out_dir / "html" / f"{name}.html", export_html(nb, nb_path.parent, name))
+        except Exception as e:
+            failure = failure or f"notebook {nb_path.name}: HTML export failed: {e}"
+        if failure:
+            say(f"[{name}] FAILED\n{failure}")
+            failures.append(failure)
+            if args.fail_fast:
+                break
+        else:
+            executed.append((name, nb))
+
+    if not failures and not args.only:
+        report_html = out_dir / "gradviz-report.html"
+        atomic_write(report_html, export_html(combined_notebook(executed), nb_dir, "gradviz report"))
+        say(f"run_notebooks: wrote {rel(report_html)}")
+        if not args.check and not args.no_pdf:
+            # The HTML loads MathJax from a CDN (fine in a browser); for the PDF
+            # use Debian's libjs-mathjax when present, as there is no network.
+            src = report_html
+            if LOCAL_MATHJAX.exists():
+                src = out_dir / ".gradviz-report-print.html"
+                atomic_write(src, export_html(combined_notebook(executed), nb_dir, "gradviz report",
+                                              LOCAL_MATHJAX.as_uri() + "?config=TeX-AMS_CHTML-full,Safe"))
+            try:
+                print_pdf(src, out_dir / "gradviz-report.pdf")
+            finally:
+                if src != report_html:
+                    src.unlink(missing_ok=True)
+
+    elapsed = time.monotonic() - t0
+    ok = len(executed)
+    say(f"run_notebooks: all done in {elapsed:.0f}s")
+    say(f"notebooks: {ok} passed, {len(failures)} failed")
+    if failures:
+        say("run_notebooks: FAILED notebooks:")
+        for f in failures:
+            say("  - " + f.splitlines()[0])
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
