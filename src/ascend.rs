@@ -157,11 +157,11 @@ impl Default for AscendConfig {
 }
 
 impl AscendConfig {
-    /// The documented regularized setting for 28×28 models: Adam, lr 0.02, 300 steps,
+    /// The documented regularized setting for 28×28 models: Adam, lr 0.02, 200 steps,
     /// [`Regularization::default_28x28`].
     pub fn regularized_28x28() -> AscendConfig {
         AscendConfig {
-            steps: 300,
+            steps: 200,
             lr: 0.02,
             step_rule: StepRule::adam(),
             regularization: Regularization::default_28x28(),
