@@ -122,8 +122,9 @@ pub fn ascend(a: AscendArgs) -> Result<()> {
                 .map(|&c| {
                     names
                         .get(c as usize)
+                        .filter(|n| **n != c.to_string())
                         .map(|n| format!("{c} {n}"))
-                        .unwrap_or_else(|| c.to_string())
+                        .unwrap_or_else(|| format!("class {c}"))
                 })
                 .collect();
             (obj, cls, labels)
