@@ -52,7 +52,7 @@ fn main() -> Result<()> {
     let ig = IntegratedGradients::default().attribute(&model, &test.images, &t)?;
     let sg = SmoothGrad::default().attribute(&model, &test.images, &t)?;
     let cam = GradCam::new("conv4").attribute(&model, &test.images, &t)?;
-    let methods = vec![
+    let methods = [
         ("gradient".to_string(), maps.shallow_clone()),
         ("SmoothGrad".to_string(), reduce(&sg, Reduce::Signed)?),
         ("IG".to_string(), reduce(&ig, Reduce::Signed)?),

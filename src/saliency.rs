@@ -534,13 +534,35 @@ impl IntegratedGradients {
         }
     }
 
-    /// Attributions and their completeness delta.
+    /// Attributions and their completeness delta (two extra forward passes per image).
     pub fn attribute_with_delta(
         &self,
         model: &dyn Classifier,
         inputs: &Tensor,
         target: &Target,
     ) -> Result<(Tensor, Completeness)> {
+        let (attr, targets, x, base) = self.integrate(model, inputs, target)?;
+        let batch = self.internal_batch.max(1);
+        let s_x = scores(model, &x, &targets, self.score, batch)?;
+        let s_b = scores(model, &base, &targets, self.score, batch)?;
+        let total = attr.flatten(1, -1).sum_dim_intlist(1, false, Kind::Double);
+        let delta = total - (&s_x - &s_b).to_kind(Kind::Double);
+        let to_vec = |t: &Tensor| Vec::<f64>::try_from(&t.to_kind(Kind::Double).to_device(tch::Device::Cpu));
+        let c = Completeness {
+            delta: to_vec(&delta)?,
+            score_input: to_vec(&s_x)?,
+            score_baseline: to_vec(&s_b)?,
+        };
+        Ok((attr, c))
+    }
+
+    /// Attributions, targets, inputs and baseline.
+    fn integrate(
+        &self,
+        model: &dyn Classifier,
+        inputs: &Tensor,
+        target: &Target,
+    ) -> Result<(Tensor, Vec<i64>, Tensor, Tensor)> {
         ensure_batch(self.steps, "steps")?;
         ensure_batch(self.internal_batch, "internal_batch")?;
         let targets = prepare(model, inputs, target)?;
@@ -571,19 +593,7 @@ impl IntegratedGradients {
             let (g, _) = score_grad(model, &path, &Tensor::from_slice(&t), self.score)?;
             let _ = acc.index_add_(0, &idx, &(g.to_device(x.device()) * w));
         }
-        let attr = acc * &diff;
-        let batch = self.internal_batch.max(1);
-        let s_x = scores(model, &x, &targets, self.score, batch)?;
-        let s_b = scores(model, &base, &targets, self.score, batch)?;
-        let total = attr.flatten(1, -1).sum_dim_intlist(1, false, Kind::Double);
-        let delta = total - (&s_x - &s_b).to_kind(Kind::Double);
-        let to_vec = |t: &Tensor| Vec::<f64>::try_from(&t.to_kind(Kind::Double).to_device(tch::Device::Cpu));
-        let c = Completeness {
-            delta: to_vec(&delta)?,
-            score_input: to_vec(&s_x)?,
-            score_baseline: to_vec(&s_b)?,
-        };
-        Ok((attr, c))
+        Ok((acc * &diff, targets, x, base))
     }
 }
 
@@ -593,7 +603,7 @@ impl Attribution for IntegratedGradients {
     }
 
     fn attribute(&self, model: &dyn Classifier, inputs: &Tensor, target: &Target) -> Result<Tensor> {
-        Ok(self.attribute_with_delta(model, inputs, target)?.0)
+        Ok(self.integrate(model, inputs, target)?.0)
     }
 }
 
@@ -637,7 +647,7 @@ impl Attribution for GradCam {
             model.describe()
         );
         ensure!(
-            layers.iter().any(|l| *l == self.layer),
+            layers.contains(&self.layer),
             "unknown layer '{}' for Grad-CAM: valid layers of {} are {layers:?} (use a conv or pool layer)",
             self.layer,
             model.describe()

@@ -59,13 +59,8 @@ impl Classifier for Linear {
 /// The trained MNIST model if the repository has one, else a seeded random one.
 fn cnn() -> BuiltinModel {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for p in ["models/mnist_cnn.safetensors"] {
-        let p = root.join(p);
-        if p.is_file() {
-            if let Ok(m) = BuiltinModel::load(&p) {
-                return m;
-            }
-        }
+    if let Ok(m) = BuiltinModel::load(root.join("models/mnist_cnn.safetensors")) {
+        return m;
     }
     let mut m = BuiltinModel::new(Arch::MnistCnn, DatasetName::Mnist, 7).unwrap();
     m.freeze();

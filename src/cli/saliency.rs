@@ -110,7 +110,7 @@ pub fn parse_indices(s: &str) -> Result<Vec<i64>> {
 
 fn load_model(path: &Path, dataset: Option<DatasetName>) -> Result<Box<dyn Classifier>> {
     match dataset {
-        Some(d) if !path.extension().is_some_and(|e| e == "safetensors") => Ok(Box::new(
+        Some(d) if path.extension().is_none_or(|e| e != "safetensors") => Ok(Box::new(
             TorchScriptModel::load(path, Some(d.input_shape()), Some(d.class_names()))?,
         )),
         _ => model::load_model(path),
