@@ -345,6 +345,15 @@ impl Regularization {
             .expect("static spec")
     }
 
+    /// The set for hidden-unit (channel/neuron) objectives on 28×28 models:
+    /// `jitter=1,blur=0.5@4,clip=0-1`. It has no penalties and no small-norm clipping because
+    /// their strength is relative to the objective's scale: hidden activations are far
+    /// smaller than logits, and the class default would flatten the image to black
+    /// (notebook 03 prints both).
+    pub fn hidden_28x28() -> Regularization {
+        Regularization::parse("jitter=1,blur=0.5@4,clip=0-1").expect("static spec")
+    }
+
     /// Only clipping to `[0, 1]`.
     pub fn clip_only() -> Regularization {
         Regularization {
