@@ -362,7 +362,8 @@ impl Regularization {
         }
     }
 
-    /// Parses `none`, `default`, or a comma-separated list of
+    /// Parses `none`, `default` ([`Regularization::default_28x28`]), `hidden`
+    /// ([`Regularization::hidden_28x28`]), or a comma-separated list of
     /// `jitter=PX`, `scale=LO-HI`, `rotate=DEG`, `l1=W`, `l2=W`, `tv=W`, `decay=RATE`,
     /// `blur=SIGMA@EVERY`, `clip` / `clip=LO-HI`, `norm-clip=PCT`, `contrib-clip=PCT`,
     /// `fourier` / `fourier=DECAY`. Items after `default,` add to the default set.
@@ -404,6 +405,12 @@ impl Regularization {
             match key {
                 "default" if val.is_none() => {
                     let d = Regularization::default_28x28();
+                    r.transforms.extend(d.transforms);
+                    r.penalties.extend(d.penalties);
+                    r.post.extend(d.post);
+                }
+                "hidden" if val.is_none() => {
+                    let d = Regularization::hidden_28x28();
                     r.transforms.extend(d.transforms);
                     r.penalties.extend(d.penalties);
                     r.post.extend(d.post);
@@ -450,7 +457,7 @@ impl Regularization {
                     }
                 }
                 other => bail!(
-                    "unknown regularizer '{other}': expected none, default, jitter=PX, scale=LO-HI, rotate=DEG, l1=W, l2=W, tv=W, decay=RATE, blur=SIGMA@EVERY, clip[=LO-HI], norm-clip=PCT, contrib-clip=PCT, fourier[=DECAY]"
+                    "unknown regularizer '{other}': expected none, default, hidden, jitter=PX, scale=LO-HI, rotate=DEG, l1=W, l2=W, tv=W, decay=RATE, blur=SIGMA@EVERY, clip[=LO-HI], norm-clip=PCT, contrib-clip=PCT, fourier[=DECAY]"
                 ),
             }
         }

@@ -430,6 +430,10 @@ fn regularization_specs_round_trip() {
     assert!(r.needs_image_grad());
     assert!(Regularization::parse("none").unwrap().is_none());
     assert_eq!(
+        Regularization::parse("hidden").unwrap(),
+        Regularization::hidden_28x28()
+    );
+    assert_eq!(
         Regularization::parse("clip").unwrap(),
         Regularization::clip_only()
     );

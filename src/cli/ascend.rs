@@ -51,7 +51,8 @@ pub struct AscendArgs {
     /// plain, normalized or adam.
     #[arg(long, default_value = "plain")]
     step_rule: StepRule,
-    /// none, default (the 28×28 set) or a spec like `jitter=1,tv=0.02,blur=0.5@4,clip`.
+    /// none, default (the 28×28 class set), hidden (the 28×28 set for --layer) or a spec like
+    /// `jitter=1,tv=0.02,blur=0.5@4,clip`.
     #[arg(long, default_value = "none")]
     regularize: String,
     /// Keep a snapshot every K steps for --plot (0: start and end only).
