@@ -100,10 +100,13 @@ impl Init {
                     mean.is_finite() && std.is_finite() && *std >= 0.0,
                     "noise needs a finite mean and σ ≥ 0, got mean {mean}, σ {std}"
                 );
+                // A Rust generator per row, not libtorch's global one: reproducible even
+                // while other threads draw random numbers.
                 let rows: Vec<Tensor> = (0..n)
                     .map(|i| {
-                        tch::manual_seed(*seed as i64 + i);
-                        Tensor::randn([1, c, h, w], (Kind::Float, Device::Cpu)) * *std + *mean
+                        let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(i as u64));
+                        let z = crate::saliency::normal_noise(&mut rng, (c * h * w) as usize);
+                        Tensor::from_slice(&z).view([1, c, h, w]) * *std + *mean
                     })
                     .collect();
                 Tensor::cat(&rows, 0).clamp(0.0, 1.0)

@@ -3,9 +3,14 @@
 use gradviz::data::{self, DatasetName};
 use gradviz::model::{Arch, BuiltinModel, Classifier};
 use gradviz::train::{train, TrainConfig};
+use std::sync::Mutex;
+
+// libtorch's random generator is global: tests that seed it must not interleave.
+static TORCH_RNG: Mutex<()> = Mutex::new(());
 
 #[test]
 fn short_training_run_lowers_the_loss_and_freezes_after() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let splits = data::bundled_mnist().unwrap();
     let small = splits.train.head(1024);
     let mut m = BuiltinModel::new(Arch::Lenet, DatasetName::Mnist, 0).unwrap();
@@ -29,6 +34,7 @@ fn short_training_run_lowers_the_loss_and_freezes_after() {
 
 #[test]
 fn training_is_reproducible_with_a_seed() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let small = data::bundled_mnist().unwrap().train.head(256);
     let cfg = TrainConfig {
         epochs: 1,
