@@ -290,7 +290,10 @@ def combined_notebook(executed: list[tuple[str, object]]):
                   f'<a id="nb-{name}"></a>\n\n---\n\n*Notebook `{name}.ipynb`*')
         out.cells.append(nbformat.v4.new_markdown_cell(header))
         for c in nb.cells:
-            out.cells.append(copy.deepcopy(c))
+            c = copy.deepcopy(c)
+            if "id" in c:  # cell ids are unique per notebook only
+                c["id"] = f"{name}-{c['id']}"[:64]
+            out.cells.append(c)
     return out
 
 
