@@ -664,6 +664,18 @@ impl Classifier for TorchScriptModel {
     }
 }
 
+/// Like [`load_model`], but a TorchScript file is taken to be a classifier for `dataset`:
+/// its input shape and class names come from the data set instead of probing.
+pub fn load_model_for(path: impl AsRef<Path>, dataset: Option<DatasetName>) -> Result<Box<dyn Classifier>> {
+    let path = path.as_ref();
+    match dataset {
+        Some(d) if path.extension().is_none_or(|e| e != "safetensors") => Ok(Box::new(
+            TorchScriptModel::load(path, Some(d.input_shape()), Some(d.class_names()))?,
+        )),
+        _ => load_model(path),
+    }
+}
+
 /// Loads any model gradviz understands: gradviz safetensors (`.safetensors`) or
 /// TorchScript (anything else, typically `.pt`).
 pub fn load_model(path: impl AsRef<Path>) -> Result<Box<dyn Classifier>> {

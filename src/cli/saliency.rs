@@ -3,14 +3,14 @@
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use gradviz::data::{self, DatasetName};
-use gradviz::model::{self, Classifier, TorchScriptModel};
+use gradviz::model;
 use gradviz::plot::saliency::{batch_grid, saliency_rows, ImageLabels, SaliencyStyle};
 use gradviz::saliency::{
     reduce, Attribution, Baseline, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, Score,
     SmoothGrad, Target,
 };
 use gradviz::tch::{Kind, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Method {
@@ -108,17 +108,8 @@ pub fn parse_indices(s: &str) -> Result<Vec<i64>> {
     }
 }
 
-fn load_model(path: &Path, dataset: Option<DatasetName>) -> Result<Box<dyn Classifier>> {
-    match dataset {
-        Some(d) if path.extension().is_none_or(|e| e != "safetensors") => Ok(Box::new(
-            TorchScriptModel::load(path, Some(d.input_shape()), Some(d.class_names()))?,
-        )),
-        _ => model::load_model(path),
-    }
-}
-
 pub fn saliency(a: SaliencyArgs) -> Result<()> {
-    let model = load_model(&a.model, a.dataset)?;
+    let model = model::load_model_for(&a.model, a.dataset)?;
     let shape = model.input_shape();
     let (images, labels): (Tensor, Option<Tensor>) = match (&a.input, a.dataset) {
         (Some(p), _) => {

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use gradviz::data::{self, DatasetName};
-use gradviz::model::{self, Arch, BuiltinModel, Classifier, TorchScriptModel};
+use gradviz::model::{self, Arch, BuiltinModel, Classifier};
 use gradviz::train::{self as trainer, TrainConfig};
 use std::path::PathBuf;
 
@@ -95,15 +95,7 @@ pub struct EvalArgs {
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let splits = data::load(a.dataset, a.data.as_deref())?;
-    let model: Box<dyn Classifier> = if a.model.extension().is_some_and(|e| e == "safetensors") {
-        model::load_model(&a.model)?
-    } else {
-        Box::new(TorchScriptModel::load(
-            &a.model,
-            Some(a.dataset.input_shape()),
-            Some(a.dataset.class_names()),
-        )?)
-    };
+    let model = model::load_model_for(&a.model, Some(a.dataset))?;
     let acc = model::accuracy(model.as_ref(), &splits.test.images, &splits.test.labels)?;
     println!("model: {}", model.describe());
     println!("test images: {}", splits.test.len());
