@@ -20,7 +20,14 @@ CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac
 
 TORCH_VERSION="2.13.0"
-PY_PKGS=(numpy nbconvert nbclient jupyter_client ipykernel)
+# Every spec is checked by venv_ok; "name==version" pins are checked exactly.
+#  - keras + h5py read users' .keras/.h5 models (`gradviz import`, keras on the torch backend).
+#  - zennit (LRP) and captum are references in tests and benchmarks. zennit 1.0.0 declares
+#    Requires-Python >=3.11.11 although it runs on the machine's 3.11.7, hence
+#    --ignore-requires-python; torchvision (a zennit dependency) is pinned to the release
+#    built for torch 2.13, or pip would upgrade torch.
+PY_PKGS=(numpy nbconvert nbclient jupyter_client ipykernel keras h5py captum
+         "torchvision==0.28.0" "zennit==1.0.0")
 VENV="$REPO/.venv"
 VPY="$VENV/bin/python"
 
@@ -41,7 +48,10 @@ want, pkgs = sys.argv[1], sys.argv[2:]
 if md.version("torch").split("+")[0] != want:
     sys.exit(1)
 for p in pkgs:
-    md.version(p)
+    name, _, pin = p.partition("==")
+    v = md.version(name)
+    if pin and v.split("+")[0] != pin:
+        sys.exit(1)
 import importlib.util
 spec = importlib.util.find_spec("torch")
 import os
@@ -85,7 +95,7 @@ else
     fi
     log "pip install torch==$TORCH_VERSION ${PY_PKGS[*]} (first time: ~2-3 min, ~5 GB)"
     t0=$SECONDS
-    "$VPY" -m pip install --quiet --disable-pip-version-check \
+    "$VPY" -m pip install --quiet --disable-pip-version-check --ignore-requires-python \
         "torch==$TORCH_VERSION" "${PY_PKGS[@]}"
     venv_ok || { echo "setup: ERROR: .venv still not usable after pip install" >&2; exit 1; }
     log "pip install done in $((SECONDS - t0))s"

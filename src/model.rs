@@ -5,6 +5,7 @@
 //! Any normalization belongs inside the model.
 
 use crate::data::DatasetName;
+use crate::graph::{self, ChainBuilder, LayerGraph, Op as GraphOp};
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -42,6 +43,17 @@ pub trait Classifier {
     /// Checks that `x` is a float batch of this model's input shape.
     fn check_input(&self, x: &Tensor) -> Result<()> {
         check_batch(x, self.input_shape())
+    }
+
+    /// The model's structure, when it is known (built-in and imported models): what LRP,
+    /// receptive fields and layer randomization work on.
+    fn graph(&self) -> Option<&LayerGraph> {
+        None
+    }
+
+    /// Every weight and buffer by the name the [`Classifier::graph`] uses for it.
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        vec![]
     }
 }
 
@@ -283,6 +295,57 @@ impl Cnn {
         self.blocks.iter().map(|(n, _)| n.clone()).collect()
     }
 
+    /// The same network as a [`LayerGraph`]; tensor names are those of the `VarStore`.
+    pub fn graph(&self) -> Result<LayerGraph> {
+        let mut g = ChainBuilder::new();
+        let mut flat = false;
+        for (name, op) in &self.blocks {
+            let n = name.as_str();
+            match op {
+                Op::ConvRelu(c) => {
+                    // Built-in convs are stride 1 with "same" padding (see `Cnn::new`).
+                    let k = c.ws.size()[2];
+                    let conv = GraphOp::Conv2d {
+                        stride: [1, 1],
+                        padding: [k / 2, k / 2],
+                        dilation: [1, 1],
+                        groups: 1,
+                    };
+                    g.push(&format!("{n}/conv"), n, conv, &graph::weight_bias(n))
+                        .push(n, n, GraphOp::Relu, &[]);
+                }
+                Op::MaxPool => {
+                    let pool = GraphOp::MaxPool2d {
+                        kernel: [2, 2],
+                        stride: [2, 2],
+                        padding: [0, 0],
+                        dilation: [1, 1],
+                        ceil_mode: false,
+                    };
+                    g.push(n, n, pool, &[]);
+                }
+                Op::DenseRelu(..) | Op::Logits(_) => {
+                    if !flat {
+                        g.push(
+                            &format!("{n}/flatten"),
+                            n,
+                            GraphOp::Flatten { start: 1, end: -1 },
+                            &[],
+                        );
+                        flat = true;
+                    }
+                    if matches!(op, Op::DenseRelu(..)) {
+                        g.push(&format!("{n}/linear"), n, GraphOp::Linear, &graph::weight_bias(n))
+                            .push(n, n, GraphOp::Relu, &[]);
+                    } else {
+                        g.push(n, n, GraphOp::Linear, &graph::weight_bias(n));
+                    }
+                }
+            }
+        }
+        g.build()
+    }
+
     /// The forward pass, handing each block's output to `visit`.
     pub fn forward_visit(&self, x: &Tensor, train: bool, mut visit: impl FnMut(&str, &Tensor)) -> Tensor {
         let mut h = x.shallow_clone();
@@ -317,6 +380,7 @@ pub struct BuiltinModel {
     pub arch: Arch,
     pub dataset: DatasetName,
     class_names: Vec<String>,
+    graph: LayerGraph,
 }
 
 impl std::fmt::Debug for BuiltinModel {
@@ -338,12 +402,14 @@ impl BuiltinModel {
         let vs = nn::VarStore::new(Device::Cpu);
         let class_names = dataset.class_names();
         let net = Cnn::new(&vs.root(), arch, class_names.len() as i64);
+        let graph = net.graph()?;
         Ok(BuiltinModel {
             vs,
             net,
             arch,
             dataset,
             class_names,
+            graph,
         })
     }
 
@@ -529,6 +595,16 @@ impl Classifier for BuiltinModel {
             self.dataset,
             self.class_names.len()
         )
+    }
+
+    fn graph(&self) -> Option<&LayerGraph> {
+        Some(&self.graph)
+    }
+
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 }
 
