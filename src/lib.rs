@@ -20,6 +20,7 @@ pub mod objective;
 pub mod plot;
 pub mod progress;
 pub mod regularize;
+pub mod report;
 pub mod saliency;
 pub mod train;
 
