@@ -90,9 +90,12 @@ pub fn decode_image(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
         .with_context(|| format!("{}: cannot open image", path.display()))?
         .with_guessed_format()
         .with_context(|| format!("{}: cannot open image", path.display()))?;
-    reader
-        .decode()
-        .with_context(|| format!("{}: cannot decode image (corrupt, truncated or not a PNG/JPEG)", path.display()))
+    reader.decode().with_context(|| {
+        format!(
+            "{}: cannot decode image (corrupt, truncated or not a PNG/JPEG)",
+            path.display()
+        )
+    })
 }
 
 /// A plain resize of a decoded image to `[1, C, H, W]` in `[0, 1]`: an exact (aspect
@@ -159,7 +162,11 @@ pub fn expand_inputs(inputs: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>> {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.is_file() && has_extension(f, &IMAGE_EXTENSIONS))
                 .collect();
-            ensure!(!found.is_empty(), "directory {} holds no PNG or JPEG images", p.display());
+            ensure!(
+                !found.is_empty(),
+                "directory {} holds no PNG or JPEG images",
+                p.display()
+            );
             found.sort();
             out.extend(found);
         } else {
@@ -197,10 +204,7 @@ pub struct ImageBatch {
 /// batch for the preprocessor's model: PNG/JPEG files through `pre`, `.npy` files as batches
 /// of the model's shape. Every file is decoded before anything is returned, and a file that
 /// fails to decode is named in the error.
-pub fn load_images(
-    inputs: &[impl AsRef<Path>],
-    pre: &crate::preprocess::Preprocessor,
-) -> Result<ImageBatch> {
+pub fn load_images(inputs: &[impl AsRef<Path>], pre: &crate::preprocess::Preprocessor) -> Result<ImageBatch> {
     let files = expand_inputs(inputs)?;
     let progress = crate::progress::Progress::new("loading images", files.len() as u64);
     let (mut images, mut names, mut notes, mut warnings) = (vec![], vec![], vec![], vec![]);

@@ -117,7 +117,8 @@ impl Convention {
             return Convention::for_dataset(d);
         }
         let names = model.class_names();
-        let same = |known: &[&str]| names.len() == known.len() && names.iter().zip(known).all(|(a, b)| a == b);
+        let same =
+            |known: &[&str]| names.len() == known.len() && names.iter().zip(known).all(|(a, b)| a == b);
         if same(&FASHION_MNIST_CLASSES) {
             Convention::FashionMnist
         } else if same(&CIFAR10_CLASSES) || model.input_shape() != [1, 28, 28] {
@@ -318,7 +319,8 @@ fn fashion_mnist(x: &Tensor, steps: &mut Vec<Step>) -> Result<(Tensor, Vec<Strin
     let x = whiten_background(&x);
     done.push("evened the lighting".into());
     push(steps, "background made white", &x);
-    let (trimmed, [_, _, h, w]) = trim_background(&x, FASHION_TRIM_FUZZ).context("no object found: the image looks blank")?;
+    let (trimmed, [_, _, h, w]) =
+        trim_background(&x, FASHION_TRIM_FUZZ).context("no object found: the image looks blank")?;
     push(steps, "trimmed (5% fuzz)", &trimmed);
     let thumb = if h.max(w) > FASHION_THUMBNAIL {
         fit_longer_side(&trimmed, FASHION_THUMBNAIL)
@@ -344,19 +346,25 @@ fn fashion_mnist(x: &Tensor, steps: &mut Vec<Step>) -> Result<(Tensor, Vec<Strin
 }
 
 /// Aspect-preserving resize of the shorter side to the model's and a centre crop, in the
-/// model's number of channels.
+/// model's number of channels: torchvision's `Resize(min(H, W))` (the longer side truncated
+/// to whole pixels, as torchvision does) then `CenterCrop((H, W))`.
 fn resize_and_centre_crop(x: &Tensor, shape: [i64; 3], steps: &mut Vec<Step>) -> (Tensor, Vec<String>) {
     let [c, h, w] = shape;
     let s = x.size();
     let (ih, iw) = (s[1], s[2]);
-    let scale = (h as f64 / ih as f64).max(w as f64 / iw as f64);
-    let (nh, nw) = (
-        ((ih as f64 * scale).round() as i64).max(h),
-        ((iw as f64 * scale).round() as i64).max(w),
-    );
+    let side = h.min(w);
+    let (nh, nw) = if ih <= iw {
+        (side, ((side as f64 * iw as f64 / ih as f64) as i64).max(w))
+    } else {
+        (((side as f64 * ih as f64 / iw as f64) as i64).max(h), side)
+    };
+    let (nh, nw) = (nh.max(h), nw.max(w));
     let resized = resize(x, nh, nw);
     push(steps, "shorter side resized", &resized);
-    let (top, left) = ((nh - h) / 2, (nw - w) / 2);
+    let (top, left) = (
+        round_half_even((nh - h) as f64 / 2.0),
+        round_half_even((nw - w) as f64 / 2.0),
+    );
     let crop = resized.narrow(1, top, h).narrow(2, left, w);
     let out = match (c, crop.size()[0]) {
         (1, 3) => to_grayscale(&crop),
@@ -364,7 +372,22 @@ fn resize_and_centre_crop(x: &Tensor, shape: [i64; 3], steps: &mut Vec<Step>) ->
         _ => crop,
     };
     push(steps, "centre crop", &out);
-    (out, vec![format!("resized {iw}×{ih} → {nw}×{nh}, centre-cropped to {w}×{h}")])
+    (
+        out,
+        vec![format!(
+            "resized {iw}×{ih} → {nw}×{nh}, centre-cropped to {w}×{h}"
+        )],
+    )
+}
+
+/// Python's `round`: halves go to the even neighbour.
+fn round_half_even(v: f64) -> i64 {
+    let r = v.round();
+    if (v - v.trunc()).abs() == 0.5 && r as i64 % 2 != 0 {
+        r as i64 - v.signum() as i64
+    } else {
+        r as i64
+    }
 }
 
 fn push(steps: &mut Vec<Step>, name: &str, image: &Tensor) {
@@ -389,7 +412,9 @@ fn polarity_note(inverted: bool) -> String {
 /// for colour; transparent pixels are laid over white paper.
 pub fn image_to_tensor(img: &DynamicImage) -> Tensor {
     let (w, h) = (img.width() as i64, img.height() as i64);
-    let rgba = Tensor::from_slice(img.to_rgba32f().as_raw()).view([h, w, 4]).permute([2, 0, 1]);
+    let rgba = Tensor::from_slice(img.to_rgba32f().as_raw())
+        .view([h, w, 4])
+        .permute([2, 0, 1]);
     let alpha = rgba.narrow(0, 3, 1);
     let rgb = rgba.narrow(0, 0, 3) * &alpha - &alpha + 1.0;
     let x = if img.color().has_color() {
@@ -427,23 +452,31 @@ pub fn background_level(gray: &Tensor) -> f64 {
 
 /// The paper's brightness at every pixel of a dark-on-light grayscale image `[1, H, W]`:
 /// a quadratic surface `b(u, v) = c₀ + c₁u + c₂v + c₃u² + c₄uv + c₅v²` fitted by least
-/// squares to the pixels that are not ink (iteratively dropping pixels more than 2.5 robust σ
-/// darker than the fit). Smooth uneven lighting (a lamp, vignetting) is what it models.
+/// squares to the pixels that are not ink: refitted to the pixels above the fit, then to those
+/// within 2.5 robust σ below it. Smooth uneven lighting (a lamp, vignetting) is what it
+/// models; ink may cover a large part of the image, not most of it.
 pub fn paper_lighting(gray: &Tensor) -> Tensor {
     let s = gray.size();
     let (h, w) = (s[1], s[2]);
     // Lighting is smooth: fit on a copy of at most 64 px per side.
     let f = 64.0 / h.max(w) as f64;
     let (sh, sw) = if f < 1.0 {
-        (((h as f64 * f).round() as i64).max(1), ((w as f64 * f).round() as i64).max(1))
+        (
+            ((h as f64 * f).round() as i64).max(1),
+            ((w as f64 * f).round() as i64).max(1),
+        )
     } else {
         (h, w)
     };
-    let small = gray.unsqueeze(0).adaptive_avg_pool2d([sh, sw]).reshape([-1]).to_kind(Kind::Double);
+    let small = gray
+        .unsqueeze(0)
+        .adaptive_avg_pool2d([sh, sw])
+        .reshape([-1])
+        .to_kind(Kind::Double);
     let basis = quadratic_basis(sh, sw);
     let mut keep = Tensor::ones([sh * sw], (Kind::Double, Device::Cpu));
     let mut coef = Tensor::zeros([6, 1], (Kind::Double, Device::Cpu));
-    for _ in 0..8 {
+    for round in 0..8 {
         let wa = &basis * keep.unsqueeze(1);
         let ata = wa.tr().mm(&basis) + Tensor::eye(6, (Kind::Double, Device::Cpu)) * 1e-9;
         let aty = wa.tr().mm(&small.unsqueeze(1));
@@ -452,12 +485,21 @@ pub fn paper_lighting(gray: &Tensor) -> Tensor {
             _ => break,
         }
         let resid = &small - basis.mm(&coef).squeeze_dim(1);
-        let kept = resid.masked_select(&keep.gt(0.5));
-        if kept.numel() < 6 {
+        // Ink only ever lies below the paper: the first rounds keep what is above the fit
+        // (climbing out of a fit dragged down by a large dark object), the later ones keep
+        // the paper's noise band, its σ estimated from the residuals above the fit.
+        let above = resid.masked_select(&resid.gt(0.0));
+        let sigma = if above.numel() > 0 {
+            above.median().double_value(&[]) * 1.4826
+        } else {
+            0.0
+        };
+        let tolerance = if round < 3 { 0.0 } else { 2.5 * sigma.max(0.01) };
+        let next = resid.ge(-tolerance).to_kind(Kind::Double);
+        if next.sum(Kind::Double).double_value(&[]) < 6.0 {
             break;
         }
-        let sigma = (kept.abs().median().double_value(&[]) * 1.4826).max(0.01);
-        keep = resid.ge(-2.5 * sigma).to_kind(Kind::Double);
+        keep = next;
     }
     quadratic_basis(h, w)
         .mm(&coef)
@@ -478,7 +520,17 @@ fn quadratic_basis(h: i64, w: i64) -> Tensor {
     };
     let v = lin(h).view([h, 1]).expand([h, w], false).reshape([-1]);
     let u = lin(w).view([1, w]).expand([h, w], false).reshape([-1]);
-    Tensor::stack(&[u.ones_like(), u.shallow_clone(), v.shallow_clone(), &u * &u, &u * &v, &v * &v], 1)
+    Tensor::stack(
+        &[
+            u.ones_like(),
+            u.shallow_clone(),
+            v.shallow_clone(),
+            &u * &u,
+            &u * &v,
+            &v * &v,
+        ],
+        1,
+    )
 }
 
 /// The ink of a grayscale image `[1, H, W]` as bright strokes on black:
@@ -507,7 +559,10 @@ pub fn stretch_ink(ink: &Tensor) -> Result<Tensor> {
     let t = otsu_threshold(ink);
     let strokes = ink.masked_select(&ink.gt(t));
     let paper = ink.masked_select(&ink.le(t));
-    ensure!(strokes.numel() > 0 && paper.numel() > 0, "no ink found: the image looks blank");
+    ensure!(
+        strokes.numel() > 0 && paper.numel() > 0,
+        "no ink found: the image looks blank"
+    );
     let level = strokes.median().double_value(&[]);
     let pm = paper.median().double_value(&[]);
     let sigma = (&paper - pm).abs().median().double_value(&[]) * 1.4826;
@@ -522,8 +577,13 @@ pub fn stretch_ink(ink: &Tensor) -> Result<Tensor> {
 /// Otsu's threshold of the values of `x` in `[0, 1]` (256 bins): the split that maximizes
 /// the between-class variance `ω₀ω₁(μ₀ − μ₁)²`.
 pub fn otsu_threshold(x: &Tensor) -> f64 {
-    let bins = (x * 256.0).floor().clamp(0.0, 255.0).to_kind(Kind::Int64).reshape([-1]);
-    let hist = Vec::<f64>::try_from(&bins.bincount(None::<Tensor>, 256).to_kind(Kind::Double)).unwrap_or_default();
+    let bins = (x * 256.0)
+        .floor()
+        .clamp(0.0, 255.0)
+        .to_kind(Kind::Int64)
+        .reshape([-1]);
+    let hist =
+        Vec::<f64>::try_from(&bins.bincount(None::<Tensor>, 256).to_kind(Kind::Double)).unwrap_or_default();
     let total: f64 = hist.iter().sum();
     let centre = |i: usize| (i as f64 + 0.5) / 256.0;
     let sum_all: f64 = hist.iter().enumerate().map(|(i, n)| n * centre(i)).sum();
@@ -603,7 +663,10 @@ pub fn centre_of_mass(x: &Tensor) -> Option<(f64, f64)> {
 pub fn centre_by_mass(x: &Tensor, size: i64, centre: (f64, f64)) -> Result<Tensor> {
     let s = x.size();
     let (c, h, w) = (s[0], s[1], s[2]);
-    ensure!(h <= size && w <= size, "a {w}×{h} image does not fit in {size}×{size}");
+    ensure!(
+        h <= size && w <= size,
+        "a {w}×{h} image does not fit in {size}×{size}"
+    );
     let (cy, cx) = centre_of_mass(x).context("cannot centre an all-black image")?;
     let top = ((centre.0 - cy).round() as i64).clamp(0, size - h);
     let left = ((centre.1 - cx).round() as i64).clamp(0, size - w);
@@ -629,7 +692,10 @@ pub fn trim_background(x: &Tensor, fuzz: f64) -> Option<(Tensor, [i64; 4])> {
         1,
     );
     let bg = corners.median_dim(1, false).0.view([c, 1, 1]);
-    let dist = (x - bg).square().mean_dim([0i64].as_slice(), false, Kind::Float).sqrt();
+    let dist = (x - bg)
+        .square()
+        .mean_dim([0i64].as_slice(), false, Kind::Float)
+        .sqrt();
     let off = dist.gt(fuzz).to_kind(Kind::Float);
     let span = |counts: Tensor, len: i64| -> Option<(i64, i64)> {
         let allowed = (0.005 * len as f64).floor();
@@ -672,7 +738,11 @@ pub fn subsample_longer_side(x: &Tensor, side: i64) -> Tensor {
 pub fn adaptive_sharpen(x: &Tensor) -> Tensor {
     let c = x.size()[0];
     let g: Vec<f32> = (-1..=1)
-        .flat_map(|v: i32| (-1..=1).map(move |u: i32| ((-(u * u + v * v) as f64 / 2.0).exp() / (2.0 * std::f64::consts::PI)) as f32))
+        .flat_map(|v: i32| {
+            (-1..=1).map(move |u: i32| {
+                ((-(u * u + v * v) as f64 / 2.0).exp() / (2.0 * std::f64::consts::PI)) as f32
+            })
+        })
         .collect();
     let sum_g: f32 = g.iter().sum();
     let mut sharpen: Vec<f32> = g.iter().map(|v| -v).collect();
@@ -683,7 +753,9 @@ pub fn adaptive_sharpen(x: &Tensor) -> Tensor {
     laplace[4] = 8.0;
     let blur: Vec<f32> = g.iter().map(|v| v / sum_g).collect();
     let conv = |img: &Tensor, k: &[f32]| {
-        let kernel = Tensor::from_slice(k).view([1, 1, 3, 3]).repeat([img.size()[0], 1, 1, 1]);
+        let kernel = Tensor::from_slice(k)
+            .view([1, 1, 3, 3])
+            .repeat([img.size()[0], 1, 1, 1]);
         img.unsqueeze(0)
             .pad([1, 1, 1, 1], "replicate", None)
             .conv2d(&kernel, None::<Tensor>, [1, 1], [0, 0], [1, 1], img.size()[0])

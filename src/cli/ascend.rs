@@ -6,8 +6,8 @@ use gradviz::ascend::{ascend as run_ascend, AscendConfig, Init, StepRule};
 use gradviz::data::{self, DatasetName};
 use gradviz::model::load_model;
 use gradviz::objective::Objective;
-use gradviz::preprocess::Preprocess;
 use gradviz::plot::ascend::snapshot_strip;
+use gradviz::preprocess::Preprocess;
 use gradviz::regularize::Regularization;
 use std::path::PathBuf;
 

@@ -4,8 +4,8 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use gradviz::data::{self, DatasetName};
 use gradviz::model;
-use gradviz::preprocess::Preprocess;
 use gradviz::plot::saliency::{batch_grid, saliency_rows, ImageLabels, SaliencyStyle};
+use gradviz::preprocess::Preprocess;
 use gradviz::saliency::{
     reduce, Attribution, Baseline, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, Score,
     SmoothGrad, Target,
@@ -116,9 +116,10 @@ pub fn parse_indices(s: &str) -> Result<Vec<i64>> {
 pub fn saliency(a: SaliencyArgs) -> Result<()> {
     let model = model::load_model_for(&a.model, a.dataset)?;
     let (images, labels): (Tensor, Option<Tensor>) = match (&a.input, a.dataset) {
-        (inputs, _) if !inputs.is_empty() => {
-            (super::inputs::load(model.as_ref(), inputs, a.preprocess)?.images, None)
-        }
+        (inputs, _) if !inputs.is_empty() => (
+            super::inputs::load(model.as_ref(), inputs, a.preprocess)?.images,
+            None,
+        ),
         (_, Some(d)) => {
             let idx = parse_indices(a.indices.as_deref().unwrap_or_default())?;
             let test = data::load(d, a.data.as_deref())?.test.select(&idx)?;
