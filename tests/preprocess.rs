@@ -496,7 +496,7 @@ fn training_means_are_the_data_sets() {
 /// A held-out test digit as a user brings it: dark ink on light paper, rescaled, shifted off
 /// centre, under uneven lighting, with noise.
 fn on_paper(digit: &Tensor, rng: &mut StdRng) -> DynamicImage {
-    let s = rng.gen_range(60..=240i64);
+    let s = rng.gen_range(50..=160i64);
     let up = digit
         .unsqueeze(0)
         .upsample_bicubic2d([s, s], false, None, None)
@@ -582,9 +582,9 @@ fn predict_auto_reads_digits_on_uneven_paper() {
 }
 
 /// A Fashion-MNIST test image as a product photo: negated back to dark-on-white, upscaled
-/// 6–12×, with a white margin on some sides and uneven lighting.
+/// 4–8×, with a white margin on some sides and uneven lighting.
 fn as_product_photo(item: &Tensor, rng: &mut StdRng) -> DynamicImage {
-    let s = rng.gen_range(6..=12i64) * 28;
+    let s = rng.gen_range(4..=8i64) * 28;
     let up = item
         .unsqueeze(0)
         .upsample_bicubic2d([s, s], false, None, None)
@@ -604,7 +604,8 @@ fn as_product_photo(item: &Tensor, rng: &mut StdRng) -> DynamicImage {
 }
 
 /// The shipped Fashion-MNIST model on 100 test items photographed on white: `auto` uses
-/// Zalando's conversion and reads most of them; a plain resize reads few.
+/// Zalando's conversion and reads them about as well as the 28×28 originals; a plain resize
+/// reads few.
 #[test]
 fn predict_auto_reads_fashion_product_photos() {
     let model = repo().join("models/fashion_mnist_cnn.safetensors");
@@ -653,5 +654,8 @@ fn predict_auto_reads_fashion_product_photos() {
     eprintln!(
         "Fashion-MNIST product photos: auto {auto:.2}, none {none:.2} (the 28×28 originals: {plain:.2})"
     );
-    assert!(auto >= 0.7 && auto >= none + 0.3, "auto {auto}, none {none}");
+    assert!(
+        auto >= plain - 0.08 && auto >= none + 0.3,
+        "auto {auto}, none {none}, originals {plain}"
+    );
 }
