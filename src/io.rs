@@ -1,11 +1,12 @@
-//! Files in and out: atomic writes, `.npy` tensors and PNG images.
+//! Files in and out: atomic writes, `.npy` tensors, and PNG/JPEG images (one file, or the
+//! files, directories and globs given on a command line).
 //!
 //! Every writer goes through [`write_atomic`] (or a temp file + rename), so a failure
 //! never leaves a half-written file behind.
 
 use anyhow::{ensure, Context, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
 fn parent_dir(path: &Path) -> &Path {
@@ -81,11 +82,25 @@ pub fn load_npy_images(path: impl AsRef<Path>, shape: [i64; 3]) -> Result<Tensor
     Ok(t)
 }
 
-/// Loads a PNG/JPEG as one image of the model's shape `[1, C, H, W]` in `[0, 1]`,
-/// converting colour and resizing when needed. The second value says what was converted.
-pub fn load_image(path: impl AsRef<Path>, shape: [i64; 3]) -> Result<(Tensor, Option<String>)> {
+/// Decodes a PNG or JPEG file; the error names the file.
+pub fn decode_image(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
     let path = path.as_ref();
-    let img = image::open(path).with_context(|| format!("{}: cannot read image", path.display()))?;
+    ensure!(path.is_file(), "{} does not exist", path.display());
+    let reader = image::ImageReader::open(path)
+        .with_context(|| format!("{}: cannot open image", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("{}: cannot open image", path.display()))?;
+    reader.decode().with_context(|| {
+        format!(
+            "{}: cannot decode image (corrupt, truncated or not a PNG/JPEG)",
+            path.display()
+        )
+    })
+}
+
+/// A plain resize of a decoded image to `[1, C, H, W]` in `[0, 1]`: an exact (aspect
+/// changing) resize, then grayscale or RGB. The notes say what was converted.
+pub fn plain_resize(img: &image::DynamicImage, shape: [i64; 3]) -> (Tensor, Vec<String>) {
     let [c, h, w] = shape;
     let mut notes = Vec::new();
     if (img.width(), img.height()) != (w as u32, h as u32) {
@@ -110,6 +125,114 @@ pub fn load_image(path: impl AsRef<Path>, shape: [i64; 3]) -> Result<(Tensor, Op
         .to_kind(Kind::Float)
         .unsqueeze(0)
         / 255.0;
+    (t, notes)
+}
+
+/// Loads a PNG/JPEG as one image of the model's shape `[1, C, H, W]` in `[0, 1]` with a
+/// plain resize ([`plain_resize`]); the second value says what was converted. See
+/// [`load_images`] for preprocessing that matches the model's training data.
+pub fn load_image(path: impl AsRef<Path>, shape: [i64; 3]) -> Result<(Tensor, Option<String>)> {
+    let path = path.as_ref();
+    let img = decode_image(path)?;
+    let (t, notes) = plain_resize(&img, shape);
     let note = (!notes.is_empty()).then(|| format!("{}: {}", path.display(), notes.join(", ")));
     Ok((t, note))
+}
+
+/// File extensions taken from a directory.
+const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+fn has_extension(path: &Path, exts: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+/// The files that inputs name, in order: a file as it is, a directory as every PNG/JPEG in it
+/// (sorted by name), anything else as a glob pattern (`digits/*.png`, matches sorted).
+pub fn expand_inputs(inputs: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let p = input.as_ref();
+        if p.is_file() {
+            out.push(p.to_path_buf());
+        } else if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list directory {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && has_extension(f, &IMAGE_EXTENSIONS))
+                .collect();
+            ensure!(
+                !found.is_empty(),
+                "directory {} holds no PNG or JPEG images",
+                p.display()
+            );
+            found.sort();
+            out.extend(found);
+        } else {
+            let pattern = p.to_string_lossy();
+            let is_glob = pattern.contains(['*', '?', '[']);
+            ensure!(is_glob, "{} does not exist", p.display());
+            let mut found: Vec<PathBuf> = glob::glob(&pattern)
+                .with_context(|| format!("'{pattern}' is not a valid glob pattern"))?
+                .filter_map(|m| m.ok())
+                .filter(|f| f.is_file())
+                .collect();
+            ensure!(!found.is_empty(), "no file matches '{pattern}'");
+            found.sort();
+            out.extend(found);
+        }
+    }
+    ensure!(!out.is_empty(), "no input images given");
+    Ok(out)
+}
+
+/// A batch of images loaded from files for one model.
+#[derive(Debug)]
+pub struct ImageBatch {
+    /// `[N, C, H, W]` in `[0, 1]`.
+    pub images: Tensor,
+    /// One name per image: the file, or `file.npy[i]` for a row of a `.npy` batch.
+    pub names: Vec<String>,
+    /// What preprocessing did to each image (empty when nothing).
+    pub notes: Vec<String>,
+    /// Warnings, each naming its image.
+    pub warnings: Vec<String>,
+}
+
+/// Loads every image that `inputs` name ([`expand_inputs`]: files, directories, globs) as one
+/// batch for the preprocessor's model: PNG/JPEG files through `pre`, `.npy` files as batches
+/// of the model's shape. Every file is decoded before anything is returned, and a file that
+/// fails to decode is named in the error.
+pub fn load_images(inputs: &[impl AsRef<Path>], pre: &crate::preprocess::Preprocessor) -> Result<ImageBatch> {
+    let files = expand_inputs(inputs)?;
+    let progress = crate::progress::Progress::new("loading images", files.len() as u64);
+    let (mut images, mut names, mut notes, mut warnings) = (vec![], vec![], vec![], vec![]);
+    for (i, f) in files.iter().enumerate() {
+        let name = f.display().to_string();
+        if has_extension(f, &["npy"]) {
+            let t = load_npy_images(f, pre.shape)?;
+            for r in 0..t.size()[0] {
+                names.push(format!("{name}[{r}]"));
+                notes.push(String::new());
+            }
+            images.push(t);
+        } else {
+            let p = pre.load(f)?;
+            if let Some(w) = p.warning {
+                warnings.push(format!("{name}: {w}"));
+            }
+            images.push(p.image);
+            names.push(name);
+            notes.push(p.summary);
+        }
+        progress.update(i as u64 + 1, || f.display().to_string());
+    }
+    progress.finish();
+    Ok(ImageBatch {
+        images: Tensor::cat(&images, 0),
+        names,
+        notes,
+        warnings,
+    })
 }

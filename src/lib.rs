@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod objective;
 pub mod plot;
+pub mod preprocess;
 pub mod progress;
 pub mod regularize;
 pub mod report;

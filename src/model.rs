@@ -55,6 +55,12 @@ pub trait Classifier {
     fn named_tensors(&self) -> Vec<(String, Tensor)> {
         vec![]
     }
+
+    /// The data set the model was trained on, when it is known: it decides how new images
+    /// are prepared for it ([`crate::preprocess`]).
+    fn dataset(&self) -> Option<DatasetName> {
+        None
+    }
 }
 
 /// Checks shape and kind of an input batch.
@@ -605,6 +611,10 @@ impl Classifier for BuiltinModel {
         let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    fn dataset(&self) -> Option<DatasetName> {
+        Some(self.dataset)
     }
 }
 

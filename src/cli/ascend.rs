@@ -7,6 +7,7 @@ use gradviz::data::{self, DatasetName};
 use gradviz::model::load_model;
 use gradviz::objective::Objective;
 use gradviz::plot::ascend::snapshot_strip;
+use gradviz::preprocess::Preprocess;
 use gradviz::regularize::Regularization;
 use std::path::PathBuf;
 
@@ -30,9 +31,13 @@ pub struct AscendArgs {
     /// With --layer: maximize the centre neuron of the channel instead of its mean.
     #[arg(long, requires = "layer")]
     neuron: bool,
-    /// Starting point: noise, zeros, const:V or dataset:INDEX[,..] (test split).
+    /// Starting point: noise, zeros, const:V, dataset:INDEX[,..] (test split) or
+    /// image:PATH (PNG/JPEG files, a directory or a glob; one image, or one per target).
     #[arg(long, default_value = "noise")]
     init: String,
+    /// How --init image: files are prepared: auto, mnist, fashion-mnist or none.
+    #[arg(long, default_value = "auto")]
+    preprocess: Preprocess,
     /// Data set for --init dataset:… (default: the model's own for built-in models, else mnist).
     #[arg(long)]
     dataset: Option<DatasetName>,
@@ -168,7 +173,16 @@ pub fn ascend(a: AscendArgs) -> Result<()> {
             };
             Init::Examples(test.select(&idx)?.images)
         }
-        s => bail!("unknown --init '{s}': expected noise, zeros, const:V or dataset:INDEX[,..]"),
+        s if s.starts_with("image:") => {
+            let batch = super::inputs::load(model.as_ref(), &[PathBuf::from(&s[6..])], a.preprocess)?;
+            let k = batch.images.size()[0];
+            ensure!(
+                k == 1 || k == n,
+                "--init {s} names {k} images for {n} targets (give 1 or {n})"
+            );
+            Init::Examples(batch.images.expand([n, -1, -1, -1], false).contiguous())
+        }
+        s => bail!("unknown --init '{s}': expected noise, zeros, const:V, dataset:INDEX[,..] or image:PATH"),
     };
     let x0 = init.make(n, shape)?;
     let cfg = AscendConfig {

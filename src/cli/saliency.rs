@@ -5,6 +5,7 @@ use clap::{Args, ValueEnum};
 use gradviz::data::{self, DatasetName};
 use gradviz::model;
 use gradviz::plot::saliency::{batch_grid, saliency_rows, ImageLabels, SaliencyStyle};
+use gradviz::preprocess::Preprocess;
 use gradviz::saliency::{
     reduce, Attribution, Baseline, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, Score,
     SmoothGrad, Target,
@@ -26,9 +27,13 @@ pub struct SaliencyArgs {
     /// A gradviz .safetensors model or a TorchScript .pt file.
     #[arg(long)]
     model: PathBuf,
-    /// Images: a float32 .npy [N, C, H, W] in [0, 1], or one PNG/JPEG (resized to the model's shape).
-    #[arg(long, conflicts_with = "dataset")]
-    input: Option<PathBuf>,
+    /// Images: PNG/JPEG files, directories (every PNG/JPEG inside), globs, or float32 .npy
+    /// batches [N, C, H, W] in [0, 1]; all of them make one batch.
+    #[arg(long, num_args = 1.., conflicts_with = "dataset")]
+    input: Vec<PathBuf>,
+    /// How PNG/JPEG inputs are prepared: auto, mnist, fashion-mnist or none.
+    #[arg(long, default_value = "auto")]
+    preprocess: Preprocess,
     /// Take the images from a data set's test split: mnist, fashion-mnist or cifar10.
     #[arg(long, requires = "indices")]
     dataset: Option<DatasetName>,
@@ -110,26 +115,17 @@ pub fn parse_indices(s: &str) -> Result<Vec<i64>> {
 
 pub fn saliency(a: SaliencyArgs) -> Result<()> {
     let model = model::load_model_for(&a.model, a.dataset)?;
-    let shape = model.input_shape();
     let (images, labels): (Tensor, Option<Tensor>) = match (&a.input, a.dataset) {
-        (Some(p), _) => {
-            let is_npy = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-            if is_npy {
-                (gradviz::io::load_npy_images(p, shape)?, None)
-            } else {
-                let (img, note) = gradviz::io::load_image(p, shape)?;
-                if let Some(n) = note {
-                    eprintln!("note: {n}");
-                }
-                (img, None)
-            }
-        }
-        (None, Some(d)) => {
+        (inputs, _) if !inputs.is_empty() => (
+            super::inputs::load(model.as_ref(), inputs, a.preprocess)?.images,
+            None,
+        ),
+        (_, Some(d)) => {
             let idx = parse_indices(a.indices.as_deref().unwrap_or_default())?;
             let test = data::load(d, a.data.as_deref())?.test.select(&idx)?;
             (test.images, Some(test.labels))
         }
-        (None, None) => bail!("give the images with --input FILE or --dataset NAME --indices RANGE"),
+        (_, None) => bail!("give the images with --input FILE or --dataset NAME --indices RANGE"),
     };
     let n = images.size()[0];
     let target = match a.targets.as_str() {
