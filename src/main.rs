@@ -25,6 +25,10 @@ enum Command {
     Ascend(cli::ascend::AscendArgs),
     /// Saliency maps of a batch of images: gradient, input × gradient, SmoothGrad, IG, Grad-CAM.
     Saliency(cli::saliency::SaliencyArgs),
+    /// Import a Keras or PyTorch classifier as a TorchScript file with its layers.
+    Import(cli::import::ImportArgs),
+    /// List a model's layers in forward order, with output shapes and parameter counts.
+    Layers(cli::layers::LayersArgs),
 }
 
 fn main() {
@@ -34,6 +38,8 @@ fn main() {
         Command::Eval(a) => cli::train::eval(a),
         Command::Ascend(a) => cli::ascend::ascend(a),
         Command::Saliency(a) => cli::saliency::saliency(a),
+        Command::Import(a) => cli::import::import(a),
+        Command::Layers(a) => cli::layers::layers(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import tempfile
+import warnings as warnings_module
 
 import torch
 import torch.fx
@@ -281,6 +282,7 @@ def export(module, dst, *, source, input_shape=None, class_names=None, layers=No
         notes.append(f"no layer graph ({graph_reason}): LRP and receptive fields are not available")
 
     progress("exporting as TorchScript")
+    warnings_module.filterwarnings("ignore", message=".*TorchScript type system.*")
     net_ts, n1 = to_script(net, example, "the model")
     taps_ts, n2 = to_script(taps, example, "the layer outputs") if not isinstance(taps, NoLayers) else (
         to_script(NoLayers(net_ts), example, "the model")
@@ -317,7 +319,7 @@ def export(module, dst, *, source, input_shape=None, class_names=None, layers=No
     }
     wrapper = ImportedClassifier(net_ts, taps_ts, layer_names, json.dumps(meta))
     scripted = torch.jit.script(wrapper)
-    progress(f"writing {dst}")
+    progress("writing and re-loading the TorchScript file")
     save_checked(scripted, dst, reference, shape, stripped and stripped[0])
     return {k: meta[k] for k in ("input_shape", "class_names", "layers", "notes", "warnings", "softmax_removed",
                                   "outputs_probabilities", "max_abs_diff_to_source", "graph_missing_reason",
