@@ -255,7 +255,7 @@ def export(module, dst, *, source, input_shape=None, class_names=None, layers=No
         taps, outputs = NoLayers(net), {}
         layers_reason = (
             "a TorchScript source exposes no layers (torch.fx cannot trace a ScriptModule); to get layers, "
-            "import the module saved with torch.save(model), or FILE.py:ClassName with --weights STATE.pth"
+            "import the module saved with torch.save(model), or FILE.py:ClassName with --weights STATE.pth (its state_dict)"
         )
     else:
         progress("tracing the model with torch.fx")
