@@ -25,6 +25,7 @@ fn embed_importer() {
         code += &format!("    ({name:?}, include_str!({:?})),\n", f.display().to_string());
     }
     code += "]\n";
-    let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("importer_files.rs");
+    let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("importer_files.rs");
     std::fs::write(out, code).expect("write importer_files.rs");
 }

@@ -93,7 +93,9 @@ pub fn import_model(src: &str, dst: &Path, opts: &ImportOptions) -> Result<Impor
     let model = TorchScriptModel::load(tmp.path(), None, None)
         .context("gradviz cannot load the model the exporter wrote")?;
     let graph_max_abs_diff = verify(&model).context("the imported model failed verification")?;
-    let info = model.imported().context("the exported file carries no gradviz metadata")?;
+    let info = model
+        .imported()
+        .context("the exported file carries no gradviz metadata")?;
     let (notes, warnings) = (info.notes.clone(), info.warnings.clone());
     make_readable(tmp.as_file())?;
     tmp.persist(dst)

@@ -325,7 +325,11 @@ pub fn parametrized_layers(model: &dyn Classifier) -> Vec<String> {
 /// randomize a [`copy_as_graph`] of an imported model).
 pub fn randomize_layer(model: &mut dyn Classifier, layer: &str, seed: u64) -> Result<()> {
     let graph = graph_of(&*model, "randomizing a layer")?;
-    let nodes: Vec<_> = graph.nodes.iter().filter(|n| n.layer == layer && !n.params.is_empty()).collect();
+    let nodes: Vec<_> = graph
+        .nodes
+        .iter()
+        .filter(|n| n.layer == layer && !n.params.is_empty())
+        .collect();
     ensure!(
         !nodes.is_empty(),
         "layer '{layer}' has no weights; layers with weights: {:?}",
@@ -345,7 +349,12 @@ pub fn randomize_layer(model: &mut dyn Classifier, layer: &str, seed: u64) -> Re
                 }
             };
             if let GraphOp::BatchNorm { .. } = node.op {
-                for (role, value) in [("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)] {
+                for (role, value) in [
+                    ("weight", 1.0),
+                    ("bias", 0.0),
+                    ("running_mean", 0.0),
+                    ("running_var", 1.0),
+                ] {
                     if let Some(mut t) = get(role)? {
                         let _ = t.fill_(value);
                     }

@@ -7,10 +7,10 @@
 use crate::data::DatasetName;
 use crate::graph::{self, ChainBuilder, LayerGraph, Op as GraphOp};
 use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::nn::{self, ModuleT};
-use serde::Deserialize;
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 /// What every analysis in gradviz needs from a model.
@@ -786,7 +786,12 @@ impl TorchScriptModel {
                 &[IValue::Tensor(x.shallow_clone()), IValue::IntList(indices)],
             )
             .map_err(|e| anyhow::anyhow!("TorchScript forward failed: {}", first_line(&e.to_string())))?;
-        let bad = || anyhow::anyhow!("{}: forward_with_layer_indices returned an unexpected value", self.source);
+        let bad = || {
+            anyhow::anyhow!(
+                "{}: forward_with_layer_indices returned an unexpected value",
+                self.source
+            )
+        };
         let IValue::Tuple(mut parts) = out else {
             return Err(bad());
         };
@@ -825,7 +830,10 @@ fn probe_classes(module: &CModule, shape: [i64; 3]) -> std::result::Result<i64, 
     let probe = Tensor::zeros([2, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu));
     match tch::no_grad(|| module.forward_ts(&[probe])) {
         Ok(out) if out.dim() == 2 && out.size()[0] == 2 => Ok(out.size()[1]),
-        Ok(out) => Err(format!("{shape:?} gave output shape {:?}, expected [N, K]", out.size())),
+        Ok(out) => Err(format!(
+            "{shape:?} gave output shape {:?}, expected [N, K]",
+            out.size()
+        )),
         Err(e) => Err(format!("{shape:?}: {}", first_line(&e.to_string()))),
     }
 }
@@ -856,16 +864,26 @@ impl Classifier for TorchScriptModel {
         let indices = layers
             .iter()
             .map(|l| {
-                info.layers.iter().position(|k| k == l).map(|i| i as i64).with_context(|| {
-                    format!("unknown layer '{l}' in {}: valid layers are {:?}", self.source, info.layers)
-                })
+                info.layers
+                    .iter()
+                    .position(|k| k == l)
+                    .map(|i| i as i64)
+                    .with_context(|| {
+                        format!(
+                            "unknown layer '{l}' in {}: valid layers are {:?}",
+                            self.source, info.layers
+                        )
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         self.forward_with_indices(&x.to_kind(Kind::Float), indices)
     }
 
     fn layer_names(&self) -> Vec<String> {
-        self.imported.as_ref().map(|i| i.layers.clone()).unwrap_or_default()
+        self.imported
+            .as_ref()
+            .map(|i| i.layers.clone())
+            .unwrap_or_default()
     }
 
     fn input_shape(&self) -> [i64; 3] {

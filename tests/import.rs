@@ -164,15 +164,31 @@ fn a_residual_model_imports_from_all_three_forms_with_pytorchs_logits_and_activa
             continue;
         }
         let layers = m.layer_names();
-        for l in ["stem", "relu", "block1.conv1", "block1.bn", "add", "block1", "pool", "flatten", "fc"] {
-            assert!(layers.contains(&l.to_string()), "{form}: no layer {l} in {layers:?}");
+        for l in [
+            "stem",
+            "relu",
+            "block1.conv1",
+            "block1.bn",
+            "add",
+            "block1",
+            "pool",
+            "flatten",
+            "fc",
+        ] {
+            assert!(
+                layers.contains(&l.to_string()),
+                "{form}: no layer {l} in {layers:?}"
+            );
         }
         let (logits, acts) = m.forward_with(&x, &HOOKED).unwrap();
         assert!(max_abs_diff(&logits, &want) < 1e-5, "{form}");
         for (name, a) in HOOKED.iter().zip(&acts) {
             let hook = npy(dir.path(), &format!("act_{name}.npy"));
             let d = max_abs_diff(a, &hook);
-            assert!(d < 1e-5, "{form}: layer {name} differs from the forward hook by {d}");
+            assert!(
+                d < 1e-5,
+                "{form}: layer {name} differs from the forward hook by {d}"
+            );
         }
         // The layer graph runs natively to the same logits and layer outputs.
         let g = m.graph().expect("a traced model has a layer graph");
@@ -190,7 +206,8 @@ fn a_residual_model_imports_from_all_three_forms_with_pytorchs_logits_and_activa
             assert!(max_abs_diff(a, b) < 1e-5, "{form}");
         }
         assert!(
-            g.layer_tensors("block1.bn").contains(&"block1.bn.running_var".to_string()),
+            g.layer_tensors("block1.bn")
+                .contains(&"block1.bn.running_var".to_string()),
             "BatchNorm statistics are named tensors"
         );
         assert!(r.graph_max_abs_diff.is_some());
@@ -204,7 +221,11 @@ fn analyses_run_by_the_models_own_layer_names_and_leave_the_weights_untouched() 
     let m = import_form(dir.path(), "class").model;
     let x = npy(dir.path(), "x.npy");
     let before: Vec<Tensor> = m.parameters().iter().map(|t| t.copy()).collect();
-    let named_before: HashMap<String, Tensor> = m.named_tensors().into_iter().map(|(n, t)| (n, t.copy())).collect();
+    let named_before: HashMap<String, Tensor> = m
+        .named_tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.copy()))
+        .collect();
 
     let start = x.narrow(0, 0, 2) * 0.5 + 0.25;
     let cfg = AscendConfig {
@@ -214,30 +235,70 @@ fn analyses_run_by_the_models_own_layer_names_and_leave_the_weights_untouched() 
     };
     let r = ascend(&m, &Objective::channel("block1.conv2", 3), &start, &cfg).unwrap();
     let (first, last) = (&r.history[0].objective, &r.history[r.history.len() - 1].objective);
-    assert!(last[0] > first[0] && last[1] > first[1], "ascent raised the channel: {first:?} -> {last:?}");
+    assert!(
+        last[0] > first[0] && last[1] > first[1],
+        "ascent raised the channel: {first:?} -> {last:?}"
+    );
 
-    let cam = GradCam::new("block1.conv2").attribute(&m, &x, &Target::Predicted).unwrap();
+    let cam = GradCam::new("block1.conv2")
+        .attribute(&m, &x, &Target::Predicted)
+        .unwrap();
     assert_eq!(cam.size(), x.size());
     assert!(cam.abs().sum(Kind::Float).double_value(&[]) > 0.0);
-    let e = format!("{:#}", GradCam::new("fc").attribute(&m, &x, &Target::Predicted).unwrap_err());
+    let e = format!(
+        "{:#}",
+        GradCam::new("fc")
+            .attribute(&m, &x, &Target::Predicted)
+            .unwrap_err()
+    );
     assert!(e.contains("not spatial maps"), "{e}");
 
-    let steps = cascading_randomization(&m, &Gradient::default(), &x, &Target::Predicted, Reduce::Signed, 0).unwrap();
+    let steps = cascading_randomization(
+        &m,
+        &Gradient::default(),
+        &x,
+        &Target::Predicted,
+        Reduce::Signed,
+        0,
+    )
+    .unwrap();
     let with_weights = parametrized_layers(&m);
-    assert_eq!(with_weights, ["stem", "block1.conv1", "block1.bn", "block1.conv2", "fc"]);
+    assert_eq!(
+        with_weights,
+        ["stem", "block1.conv1", "block1.bn", "block1.conv2", "fc"]
+    );
     let order: Vec<&str> = steps.iter().map(|s| s.layer.as_str()).collect();
-    assert_eq!(order, ["trained", "fc", "block1.conv2", "block1.bn", "block1.conv1", "stem"]);
-    assert!(steps.last().unwrap().spearman_signed < 0.99, "fully randomized maps changed");
+    assert_eq!(
+        order,
+        [
+            "trained",
+            "fc",
+            "block1.conv2",
+            "block1.bn",
+            "block1.conv1",
+            "stem"
+        ]
+    );
+    assert!(
+        steps.last().unwrap().spearman_signed < 0.99,
+        "fully randomized maps changed"
+    );
 
     // A randomized copy really is different, and BatchNorm is reset to a fresh layer's identity.
     let mut copy = copy_as_graph(&m).unwrap();
     randomize_layer(&mut copy, "block1.bn", 1).unwrap();
     let t: HashMap<String, Tensor> = copy.named_tensors().into_iter().collect();
-    assert_eq!(t["block1.bn.running_var"], Tensor::ones([6], (Kind::Float, tch::Device::Cpu)));
+    assert_eq!(
+        t["block1.bn.running_var"],
+        Tensor::ones([6], (Kind::Float, tch::Device::Cpu))
+    );
     randomize_layer(&mut copy, "fc", 1).unwrap();
     assert!(max_abs_diff(&copy.logits(&x).unwrap(), &m.logits(&x).unwrap()) > 1e-3);
     let e = format!("{:#}", randomize_layer(&mut copy, "pool", 1).unwrap_err());
-    assert!(e.contains("'pool' has no weights") && e.contains("block1.conv2"), "{e}");
+    assert!(
+        e.contains("'pool' has no weights") && e.contains("block1.conv2"),
+        "{e}"
+    );
 
     let after = m.parameters();
     assert_eq!(before.len(), after.len());
@@ -300,7 +361,9 @@ fn a_final_softmax_is_stripped_and_an_inseparable_one_is_warned_about() {
     };
     let r = class("Soft");
     assert!(
-        r.notes.iter().any(|n| n.contains("removed the final softmax of layer 'head'")),
+        r.notes
+            .iter()
+            .any(|n| n.contains("removed the final softmax of layer 'head'")),
         "{:?}",
         r.notes
     );
@@ -310,7 +373,10 @@ fn a_final_softmax_is_stripped_and_an_inseparable_one_is_warned_about() {
     let x = npy(dir.path(), "x.npy");
     let logits = r.model.logits(&x).unwrap();
     let sums = logits.sum_dim_intlist(1, false, Kind::Float);
-    assert!((sums - 1.0).abs().max().double_value(&[]) > 1e-2, "outputs are logits, not probabilities");
+    assert!(
+        (sums - 1.0).abs().max().double_value(&[]) > 1e-2,
+        "outputs are logits, not probabilities"
+    );
     let probs = npy(dir.path(), "probs.npy");
     assert!(max_abs_diff(&logits.softmax(-1, Kind::Float), &probs) < 1e-6);
     assert_eq!(r.model.class_names()[3], "d");
@@ -318,7 +384,9 @@ fn a_final_softmax_is_stripped_and_an_inseparable_one_is_warned_about() {
     let r = class("Clipped");
     assert!(r.model.imported().unwrap().outputs_probabilities);
     assert!(
-        r.warnings.iter().any(|w| w.contains("logit saliency") && w.contains("not available")),
+        r.warnings
+            .iter()
+            .any(|w| w.contains("logit saliency") && w.contains("not available")),
         "{:?}",
         r.warnings
     );
@@ -404,7 +472,10 @@ fn bad_sources_and_options_are_clear_errors_that_leave_no_file() {
         e.contains("unknown layer 'block9'") && e.contains("\"block1.conv2\""),
         "{e}"
     );
-    let e = format!("{:#}", ascend(&m, &Objective::channel("conv9", 0), &x, &AscendConfig::default()).unwrap_err());
+    let e = format!(
+        "{:#}",
+        ascend(&m, &Objective::channel("conv9", 0), &x, &AscendConfig::default()).unwrap_err()
+    );
     assert!(e.contains("conv9") && e.contains("block1.conv2"), "{e}");
 }
 
@@ -472,13 +543,22 @@ export(m, os.path.join(sys.argv[1], "k.pt"), source={"file": "stand-in", "format
         m.layer_names(),
         ["conv2d", "max_pooling2d", "conv2d_1", "flatten", "dense"]
     );
-    assert!(verify(&m).unwrap().is_some(), "the graph agrees with the TorchScript forward");
+    assert!(
+        verify(&m).unwrap().is_some(),
+        "the graph agrees with the TorchScript forward"
+    );
     let g = m.graph().unwrap();
-    assert_eq!(g.layer_tensors("conv2d_1"), ["conv2d_1.conv.bias", "conv2d_1.conv.weight"]);
+    assert_eq!(
+        g.layer_tensors("conv2d_1"),
+        ["conv2d_1.conv.bias", "conv2d_1.conv.weight"]
+    );
     let x = Tensor::rand([2, 1, 28, 28], (Kind::Float, tch::Device::Cpu));
     let (_, acts) = m.forward_with(&x, &["conv2d_1"]).unwrap();
     assert_eq!(acts[0].size(), [2, 8, 11, 11]);
-    assert!(acts[0].min().double_value(&[]) >= 0.0, "a layer's output includes its activation");
+    assert!(
+        acts[0].min().double_value(&[]) >= 0.0,
+        "a layer's output includes its activation"
+    );
     let info = m.imported().unwrap();
     assert!(info.softmax_removed && info.notes[0].contains("'dense'"));
 }

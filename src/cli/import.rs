@@ -91,15 +91,25 @@ fn options(a: &ImportArgs) -> Result<ImportOptions> {
 }
 
 fn print_report(a: &ImportArgs, r: &ImportReport) {
-    println!("imported {} -> {}: {}", a.src, a.out.display(), r.model.describe());
+    println!(
+        "imported {} -> {}: {}",
+        a.src,
+        a.out.display(),
+        r.model.describe()
+    );
     let layers = r.model.layer_names();
     if layers.is_empty() {
         println!("layers: none");
     } else {
         println!("layers ({}): {}", layers.len(), layers.join(", "));
     }
-    match (r.graph_max_abs_diff, r.model.imported().and_then(|i| i.graph_missing_reason.as_ref())) {
-        (Some(d), _) => println!("layer graph: verified (max |logit difference| to the TorchScript forward {d:.2e})"),
+    match (
+        r.graph_max_abs_diff,
+        r.model.imported().and_then(|i| i.graph_missing_reason.as_ref()),
+    ) {
+        (Some(d), _) => {
+            println!("layer graph: verified (max |logit difference| to the TorchScript forward {d:.2e})")
+        }
         (None, Some(why)) => println!("layer graph: none ({why})"),
         (None, None) => println!("layer graph: none"),
     }

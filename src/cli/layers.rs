@@ -37,7 +37,10 @@ fn print_layers(model: &dyn Classifier, no_layers: Option<String>) -> Result<()>
     }
     let rows = model::layer_summary(model)?;
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
-    println!("{:>3}  {:<width$}  {:<20}  {:>10}", "#", "layer", "output shape", "parameters");
+    println!(
+        "{:>3}  {:<width$}  {:<20}  {:>10}",
+        "#", "layer", "output shape", "parameters"
+    );
     for (i, r) in rows.iter().enumerate() {
         let shape = format!("{:?}", &r.output_shape[1..]);
         println!("{i:>3}  {:<width$}  {shape:<20}  {:>10}", r.name, r.tensor_values);
