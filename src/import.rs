@@ -222,6 +222,11 @@ pub fn verify(model: &TorchScriptModel) -> Result<Option<f64>> {
     let Some(graph) = model.graph() else {
         return Ok(None);
     };
+    ensure!(
+        graph.layers() == names,
+        "the layer graph lists the layers {:?}, the model {names:?}",
+        graph.layers()
+    );
     let tensors: HashMap<String, Tensor> = model.named_tensors().into_iter().collect();
     let g = GraphModel::new(
         graph.clone(),

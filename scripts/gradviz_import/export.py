@@ -11,6 +11,7 @@ tensor the LayerGraph names is a parameter (tch's `CModule::named_parameters` se
 """
 import copy
 import json
+import operator
 import os
 import tempfile
 import warnings as warnings_module
@@ -49,8 +50,11 @@ def output_classes(module, shape):
     return int(out.shape[1]), None
 
 
-def find_input_shape(module, given):
-    """`given` if the model accepts it, else the first of PROBE_SHAPES that works."""
+def find_input_shape(module, given, channels=None):
+    """`given` if the model accepts it, else the first of PROBE_SHAPES (with `channels`
+    channels, when the input normalization says) that works."""
+    if given is not None and channels is not None and given[0] != channels:
+        raise ImportFailure(f"--mean/--std have {channels} values but the input shape {list(given)} has {given[0]} channels")
     if given is not None:
         k, err = output_classes(module, given)
         if k is None:
@@ -58,7 +62,7 @@ def find_input_shape(module, given):
             raise ImportFailure(f"the model does not accept inputs of shape [N, {c}, {h}, {w}] (--input-shape): {err}")
         return tuple(given), k, None
     errors = []
-    for shape in PROBE_SHAPES:
+    for shape in [s for s in PROBE_SHAPES if channels in (None, s[0])]:
         k, err = output_classes(module, shape)
         if k is not None:
             return shape, k, "input shape {}x{}x{} found by probing (give --input-shape to choose)".format(*shape)
@@ -111,6 +115,30 @@ def strip_final_softmax(gm, owner_name):
     return kind, layer
 
 
+IN_PLACE_FUNCTIONS = {
+    operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+    operator.itruediv: operator.truediv, torch.relu_: torch.relu,
+}
+
+
+def out_of_place(gm):
+    """Makes in-place ops (`ReLU(inplace=True)`, `out += identity`, `x.relu_()`) out of place:
+    an in-place op would overwrite the output of the layer before it, which the layer taps
+    hand out. The values computed stay the same."""
+    for m in gm.modules():
+        if getattr(m, "inplace", False) is True:
+            m.inplace = False
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target in IN_PLACE_FUNCTIONS:
+            node.target = IN_PLACE_FUNCTIONS[node.target]
+        if node.op in ("call_function", "call_method") and node.kwargs.get("inplace") is True:
+            node.kwargs = {**node.kwargs, "inplace": False}
+        if node.op == "call_method" and node.target.endswith("_") and not node.target.startswith("_"):
+            if hasattr(torch.Tensor, node.target[:-1]):
+                node.target = node.target[:-1]
+    gm.recompile()
+
+
 def insert_normalize(gm, mean, std):
     """Puts a `normalize` module between the input and the model; returns its name."""
     name = "normalize"
@@ -158,6 +186,7 @@ def traced(module, layers, normalize):
     """FX-traces an eager module. Returns (GraphModule, softmax strip or None,
     {layer: FX node}, graph dict or None, reason or None), or raises torch.fx errors."""
     gm = torch.fx.symbolic_trace(module)
+    out_of_place(gm)
     norm_name = insert_normalize(gm, *normalize) if normalize else None
     if norm_name and layers is not None:
         layers = [norm_name] + list(layers)
@@ -190,7 +219,8 @@ def layer_outputs(gm, owner, containers):
     # Order as LayerGraph::layers does: by each layer's first node; containers after the
     # node that carries their output.
     key = {l: firsts.get(l, order[n.name] + 0.5) for l, n in last.items()}
-    return {l: last[l].name for l in sorted(last, key=lambda l: (key[l], order[last[l].name]))}
+    # Nested containers that end on the same node: innermost first, as their identity nodes.
+    return {l: last[l].name for l in sorted(last, key=lambda l: (key[l], order[last[l].name], -l.count(".")))}
 
 
 def to_script(module, example, what):
@@ -241,7 +271,7 @@ def export(module, dst, *, source, input_shape=None, class_names=None, layers=No
     freeze(module)
     normalizer = Normalize(*normalize) if normalize else None
     reference = Normalized(normalizer, module) if normalizer else module
-    shape, k, note = find_input_shape(reference, input_shape)
+    shape, k, note = find_input_shape(reference, input_shape, len(normalize[0]) if normalize else None)
     if note:
         notes.append(note)
     class_names = list(class_names) if class_names else [str(i) for i in range(k)]
