@@ -20,7 +20,7 @@ import torch
 import torch.fx
 from torch import Tensor, nn
 
-from . import layer_graph
+from . import layer_graph, torchscript_fx
 from .errors import ImportFailure, progress
 from .modules import ImportedClassifier, NoLayers, Normalize, Normalized
 
@@ -95,6 +95,8 @@ def final_softmax(gm):
         kind, dim = SOFTMAX_FUNCTIONS[s.target], layer_graph.arg(s, 1, "dim")
     elif s.op == "call_method" and s.target in ("softmax", "log_softmax"):
         kind, dim = s.target, layer_graph.arg(s, 1, "dim")
+    elif layer_graph.aten_name(s) in ("softmax", "_softmax", "log_softmax", "_log_softmax"):
+        kind, dim = ("log_softmax" if "log" in layer_graph.aten_name(s) else "softmax"), s.args[1]
     if kind is None or dim not in (None, 1, -1):
         return None
     return s, kind
@@ -131,6 +133,13 @@ def out_of_place(gm):
     for node in gm.graph.nodes:
         if node.op == "call_function" and node.target in IN_PLACE_FUNCTIONS:
             node.target = IN_PLACE_FUNCTIONS[node.target]
+        name = layer_graph.aten_name(node)
+        if name and name.endswith("_") and not name.startswith("_"):
+            packet = getattr(torch.ops.aten, name[:-1], None)
+            if isinstance(node.target, torch._ops.OpOverload) and packet is not None:
+                packet = getattr(packet, node.target._overloadname, None)
+            if packet is not None:
+                node.target = packet
         if node.op in ("call_function", "call_method") and node.kwargs.get("inplace") is True:
             node.kwargs = {**node.kwargs, "inplace": False}
         if node.op == "call_method" and node.target.endswith("_") and not node.target.startswith("_"):
@@ -182,10 +191,10 @@ def freeze(module):
 # the two paths: traced (layers) and opaque (forward only)
 
 
-def traced(module, layers, normalize):
-    """FX-traces an eager module. Returns (GraphModule, softmax strip or None,
-    {layer: FX node}, graph dict or None, reason or None), or raises torch.fx errors."""
-    gm = torch.fx.symbolic_trace(module)
+def traced(gm, layers, normalize):
+    """Prepares a traced model (an eager module's torch.fx trace, or a TorchScript source's
+    aten graph). Returns (GraphModule, softmax strip or None, {layer: FX node}, graph dict or
+    None, reason or None)."""
     out_of_place(gm)
     norm_name = insert_normalize(gm, *normalize) if normalize else None
     if norm_name and layers is not None:
@@ -198,8 +207,32 @@ def traced(module, layers, normalize):
         reason = None
     except layer_graph.UnsupportedOp as e:
         graph, reason = None, f"part of the model has no LayerGraph equivalent: {e}"
+    except Exception as e:  # an unforeseen model structure: the layers still work
+        graph, reason = None, f"converting the model to a layer graph failed: {type(e).__name__}: {first_line(e)}"
     outputs = layer_outputs(gm, owner, containers)
     return gm, stripped, outputs, graph, reason
+
+
+def fx_graph(module, example):
+    """The model as a torch.fx GraphModule, or (None, why not: the model is then imported
+    with its forward only)."""
+    if isinstance(module, torch.jit.ScriptModule):
+        progress("converting the TorchScript graph to torch.fx")
+        try:
+            gm = torchscript_fx.convert(module, example)
+            torchscript_fx.tensors_to_parameters(gm)
+            return gm, None
+        except Exception as e:
+            return None, (
+                f"the TorchScript graph cannot be converted to torch.fx ({first_line(e)}), so the model has no "
+                "layers; to get them, import the module saved with torch.save(model), or FILE.py:ClassName with "
+                "--weights STATE.pth (its state_dict)"
+            )
+    progress("tracing the model with torch.fx")
+    try:
+        return torch.fx.symbolic_trace(module), None
+    except Exception as e:
+        return None, f"torch.fx cannot trace the model ({first_line(e)}), so it is imported with its forward only"
 
 
 def layer_outputs(gm, owner, containers):
@@ -279,29 +312,15 @@ def export(module, dst, *, source, input_shape=None, class_names=None, layers=No
         raise ImportFailure(f"the model has {k} outputs but {len(class_names)} class names were given")
     example = torch.rand(2, *shape, generator=torch.Generator().manual_seed(0))
 
-    stripped, graph, graph_reason, layers_reason = None, None, None, None
-    if isinstance(module, torch.jit.ScriptModule):
-        net = reference
-        taps, outputs = NoLayers(net), {}
-        layers_reason = (
-            "a TorchScript source exposes no layers (torch.fx cannot trace a ScriptModule); to get layers, "
-            "import the module saved with torch.save(model), or FILE.py:ClassName with --weights STATE.pth (its state_dict)"
-        )
+    stripped, graph, graph_reason = None, None, None
+    gm, layers_reason = fx_graph(module, example)
+    if gm is not None:
+        gm, stripped, outputs, graph, graph_reason = traced(gm, layers, normalize)
+        net = gm
+        taps = taps_module(gm, list(outputs.values()))
+        buffers_to_parameters(net)
     else:
-        progress("tracing the model with torch.fx")
-        try:
-            gm, stripped, outputs, graph, graph_reason = traced(module, layers, normalize)
-        except ImportFailure:
-            raise
-        except Exception as e:
-            gm = None
-            layers_reason = f"torch.fx cannot trace the model ({first_line(e)}): imported with forward only"
-        if gm is not None:
-            net = gm
-            taps = taps_module(gm, list(outputs.values()))
-            buffers_to_parameters(net)
-        else:
-            net, taps, outputs = reference, NoLayers(reference), {}
+        net, taps, outputs = reference, NoLayers(reference), {}
     if stripped:
         kind, layer = stripped
         notes.append(f"removed the final {kind.replace('_', '-')} of layer '{layer}': the model now outputs logits")
@@ -314,10 +333,10 @@ def export(module, dst, *, source, input_shape=None, class_names=None, layers=No
     progress("exporting as TorchScript")
     warnings_module.filterwarnings("ignore", message=".*TorchScript type system.*")
     net_ts, n1 = to_script(net, example, "the model")
-    taps_ts, n2 = to_script(taps, example, "the layer outputs") if not isinstance(taps, NoLayers) else (
+    taps_ts, n2 = to_script(taps, example, "the model") if not isinstance(taps, NoLayers) else (
         to_script(NoLayers(net_ts), example, "the model")
     )
-    notes += [n for n in (n1, n2) if n]
+    notes += [n1] if n1 else [n2] if n2 else []
     layer_names = list(outputs)
 
     diff, scale, out = reference_check(net_ts, reference, shape, stripped and stripped[0])

@@ -36,49 +36,59 @@ def scope_of(node):
     return paths
 
 
+def module_call(node):
+    """(module path, call key) of a node that is (part of) a call of a leaf module, else None:
+    an eager trace's `call_module` node, or an op that ran inside a leaf module of a
+    TorchScript source (see torchscript_fx)."""
+    if node.op == "call_module":
+        return node.target, node.name
+    if "gradviz_module" in node.meta:
+        return node.meta["gradviz_module"], node.meta["gradviz_call"]
+    return None
+
+
 def attribute_layers(gm, layers=None):
     """Maps each computing FX node to its user-facing layer name.
 
     Default (PyTorch): a module call belongs to its module path (`block1.conv2`; the calls of a
     module called k times are `path:0` … `path:k-1`); a function or method call is a layer of
-    its own, named by its FX name (`relu_1`, `add`). With
-    `layers` (Keras: the top-level children), a node inside one of those modules belongs to
-    the innermost one, and other nodes are named by their FX names.
+    its own, named by its FX name (`relu_1`, `add`). With `layers` (Keras: the top-level
+    children), a node inside one of those modules belongs to the innermost one, and other
+    nodes are named by their FX names.
 
     Returns (node name -> layer, container path -> the FX node that is its output), where
     containers are modules whose calls were traced through (their output is the value that
     leaves their scope).
     """
     chosen = set(layers) if layers is not None else None
-    owner = {}
-    scopes = {}
-    calls = {}  # module path -> how many times forward calls it
+    calls = {}  # module path -> its calls, in forward order
     for node in gm.graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
-    seen = {}
+        mc = module_call(node)
+        if mc is not None and mc[1] not in calls.setdefault(mc[0], []):
+            calls[mc[0]].append(mc[1])
+    owner, scopes = {}, {}
     for node in gm.graph.nodes:
         if node.op in ("placeholder", "output", "get_attr"):
             continue
         paths = scope_of(node)
         scopes[node.name] = paths
-        if chosen is None and node.op == "call_module" and calls[node.target] > 1:
-            # A module called several times (one `self.relu` after every conv): each call
-            # is a layer of its own, `relu:0`, `relu:1`, ...
-            k = seen.get(node.target, 0)
-            seen[node.target] = k + 1
-            owner[node.name] = f"{node.target}:{k}"
-        elif chosen is None:
-            owner[node.name] = node.target if node.op == "call_module" else node.name
-        else:
+        mc = module_call(node)
+        if chosen is not None:
             inside = [p for p in paths if p in chosen]
             owner[node.name] = inside[-1] if inside else node.name
+        elif mc is None:
+            owner[node.name] = node.name
+        elif len(calls[mc[0]]) > 1:
+            # A module called several times (one `self.relu` after every conv): each call
+            # is a layer of its own, `relu:0`, `relu:1`, ...
+            owner[node.name] = f"{mc[0]}:{calls[mc[0]].index(mc[1])}"
+        else:
+            owner[node.name] = mc[0]
     containers = {}
-    leaf_paths = {n.target for n in gm.graph.nodes if n.op == "call_module"}
     all_paths = []
     for paths in scopes.values():
         for p in paths:
-            if p not in all_paths and p not in leaf_paths:
+            if p not in all_paths and p not in calls:
                 all_paths.append(p)
     for path in all_paths:
         if chosen is not None and path not in chosen:
@@ -115,22 +125,9 @@ def conv_op(m):
     """Conv2d -> (pad op or None, conv op)."""
     if m.padding_mode != "zeros":
         raise UnsupportedOp(f"Conv2d with padding_mode='{m.padding_mode}'")
-    k, d = list(m.kernel_size), list(m.dilation)
-    pre = None
-    if isinstance(m.padding, str):
-        if m.padding == "valid":
-            padding = [0, 0]
-        else:  # "same": PyTorch puts the odd pixel on the right/bottom
-            total = [d[i] * (k[i] - 1) for i in range(2)]
-            lo = [t // 2 for t in total]
-            hi = [t - l for t, l in zip(total, lo)]
-            if lo == hi:
-                padding = lo
-            else:
-                pre = {"type": "pad", "pad": [lo[1], hi[1], lo[0], hi[0]]}
-                padding = [0, 0]
-    else:
-        padding = pair(m.padding)
+    pre, padding = None, pair(m.padding) if not isinstance(m.padding, str) else None
+    if padding is None:
+        pre, padding = padding_for(m.padding, list(m.kernel_size), list(m.dilation))
     conv = {
         "type": "conv2d",
         "stride": pair(m.stride),
@@ -139,6 +136,19 @@ def conv_op(m):
         "groups": int(m.groups),
     }
     return pre, conv
+
+
+def padding_for(mode, kernel, dilation):
+    """Conv padding `"valid"`/`"same"` -> (pad op or None, symmetric padding). For "same",
+    PyTorch puts the odd pixel on the right/bottom, which needs a pad node."""
+    if mode == "valid":
+        return None, [0, 0]
+    total = [dilation[i] * (kernel[i] - 1) for i in range(2)]
+    lo = [t // 2 for t in total]
+    hi = [t - l for t, l in zip(total, lo)]
+    if lo == hi:
+        return None, lo
+    return {"type": "pad", "pad": [lo[1], hi[1], lo[0], hi[0]]}, [0, 0]
 
 
 def max_pool(kernel, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -272,11 +282,9 @@ def scalar(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def arith_op(node, fn):
-    """`x + y` (a skip connection), or `x ± c`, `x * c`, `x / c` with a constant c."""
-    a, b = node.args[0], node.args[1]
-    if fn in ("add", "sub") and len(node.args) > 2 or "alpha" in node.kwargs:
-        raise UnsupportedOp(f"{fn} with alpha")
+def arith_op(a, b, fn):
+    """`a + b` of two tensors (a skip connection), or `x ± c`, `x * c`, `x / c` with a
+    constant c: (op, tensor inputs)."""
     if is_node(a) and is_node(b):
         if fn == "add":
             return {"type": "add"}, [a, b]
@@ -304,6 +312,8 @@ def is_batch_size(v):
     if not is_node(v):
         return False
     if v.op == "call_method" and v.target == "size" and arg(v, 1, "dim") == 0:
+        return True
+    if aten_name(v) in ("sym_size", "size") and len(v.args) > 1 and v.args[1] == 0:
         return True
     if v.op == "call_function" and v.target is operator.getitem and v.args[1] == 0:
         src = v.args[0]
@@ -351,6 +361,14 @@ FUNCTION_NAMES = {
 }
 
 
+ARITHMETIC = {
+    "add": (operator.add, torch.add, operator.iadd),
+    "sub": (operator.sub, torch.sub, operator.isub),
+    "mul": (operator.mul, torch.mul, operator.imul),
+    "div": (operator.truediv, torch.div, operator.itruediv),
+}
+
+
 def function_op(node):
     """A call_function or call_method node -> (op, tensor inputs)."""
     t = node.target
@@ -359,14 +377,11 @@ def function_op(node):
     if name in ACTIVATIONS:
         return {"type": ACTIVATIONS[name]}, [x]
     method = node.op == "call_method"
-    if t in (operator.add, torch.add, operator.iadd) or (method and t == "add"):
-        return arith_op(node, "add")
-    if t in (operator.sub, torch.sub, operator.isub) or (method and t == "sub"):
-        return arith_op(node, "sub")
-    if t in (operator.mul, torch.mul, operator.imul) or (method and t == "mul"):
-        return arith_op(node, "mul")
-    if t in (operator.truediv, torch.div, operator.itruediv) or (method and t == "div"):
-        return arith_op(node, "div")
+    for fn, functions in ARITHMETIC.items():
+        if t in functions or (method and t == fn):
+            if len(node.args) > 2 or set(node.kwargs) - {"out"}:
+                raise UnsupportedOp(f"'{fn}' with {node.args[2:]} {node.kwargs}")
+            return arith_op(node.args[0], node.args[1], fn)
     if t is F.leaky_relu or (method and t == "leaky_relu"):
         return {"type": "leaky_relu", "slope": float(arg(node, 1, "negative_slope", 0.01))}, [x]
     if t is F.elu:
@@ -429,6 +444,8 @@ def is_shape_helper(node):
     """`x.size(...)`, `x.shape`, `shape[i]`: integers for a reshape, not tensors."""
     if node.op == "call_method" and node.target in ("size", "dim"):
         return True
+    if node.op == "call_function" and aten_name(node) in ("sym_size", "size", "dim"):
+        return True
     if node.op == "call_function" and node.target is getattr and node.args[1] in ("shape", "ndim"):
         return True
     return node.op == "call_function" and node.target is operator.getitem and is_node(node.args[0]) \
@@ -485,7 +502,7 @@ def to_layer_graph(gm, owner, containers, param_prefix=""):
             output = read(node.args[0], [])
             continue
         if node.op == "get_attr":
-            raise UnsupportedOp(f"tensor attribute '{node.target}' used directly in forward")
+            continue  # a weight, read by the op that uses it
         if is_shape_helper(node):
             continue
         layer, scope = owner[node.name], scope_of(node)
@@ -498,8 +515,15 @@ def to_layer_graph(gm, owner, containers, param_prefix=""):
                 inputs = [add(f"{node.name}/pad", layer, pre, inputs)]
             value[node.name] = add(node.name, layer, op, inputs, params)
         else:
-            op, xs = function_op(node)
-            value[node.name] = add(node.name, layer, op, [read(v, scope) for v in xs])
+            if aten_name(node) is not None:
+                op, xs, params = aten_op(node, gm)
+            else:
+                (op, xs), params = function_op(node), None
+            inputs = [read(v, scope) for v in xs]
+            if isinstance(op, tuple):
+                pre, op = op
+                inputs = [add(f"{node.name}/pad", layer, pre, inputs)]
+            value[node.name] = add(node.name, layer, op, inputs, params)
         last = value[node.name]
         for path in outputs_of.get(node.name, []):
             if layer != path:
@@ -515,3 +539,117 @@ def layer_order(graph):
         if n["layer"] not in out:
             out.append(n["layer"])
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# aten ops (TorchScript sources, see torchscript_fx)
+
+
+def aten_name(node):
+    """`conv2d` for a node calling `torch.ops.aten.conv2d.default`, else None."""
+    t = node.target
+    if node.op != "call_function" or not isinstance(t, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)):
+        return None
+    name = t._schema.name if isinstance(t, torch._ops.OpOverload) else t._qualified_op_name
+    return name.split("::")[-1]
+
+
+ATEN_SIMPLE = {
+    "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "silu": "silu", "selu": "selu", "mish": "mish",
+    "exp": "exp", "hardsigmoid": "hard_sigmoid", "contiguous": "identity", "clone": "identity",
+}
+ATEN_DROPOUT = ("dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout")
+
+
+def tensor_at(gm, target):
+    """The tensor a `get_attr` node reads."""
+    owner, _, name = target.rpartition(".")
+    return getattr(gm.get_submodule(owner) if owner else gm, name)
+
+
+def weights(node, gm, roles):
+    """Tensor roles of an aten op whose weights are `get_attr` nodes at the given argument
+    positions: {role: module path of the tensor}."""
+    params = {}
+    for role, i in roles:
+        v = node.args[i] if len(node.args) > i else None
+        if v is None:
+            continue
+        if not (is_node(v) and v.op == "get_attr"):
+            raise UnsupportedOp(f"node '{node.name}' ({aten_name(node)}) whose {role} is computed in forward")
+        params[role] = v.target
+    return params
+
+
+def aten_op(node, gm):
+    """An aten call_function node -> (op, tensor inputs, tensor roles)."""
+    name, a, x = aten_name(node), node.args, node.args[0] if node.args else None
+    at = lambda i, default=None: a[i] if len(a) > i else default  # noqa: E731
+    if name.endswith("_") and name[:-1] in ATEN_SIMPLE:
+        name = name[:-1]
+    if name in ATEN_SIMPLE:
+        return {"type": ATEN_SIMPLE[name]}, [x], None
+    if name in ATEN_DROPOUT:
+        if at(2, False):
+            raise UnsupportedOp(f"node '{node.name}': dropout in training mode")
+        return {"type": "identity"}, [x], None
+    if name == "conv2d":
+        w = tensor_at(gm, a[1].target) if is_node(a[1]) and a[1].op == "get_attr" else None
+        padding, pre = at(4, 0), None
+        if isinstance(padding, str):
+            if w is None:
+                raise UnsupportedOp(f"node '{node.name}': conv2d with padding='{padding}' and a computed weight")
+            pre, padding = padding_for(padding, list(w.shape[2:]), pair(at(5, 1)))
+        op = {"type": "conv2d", "stride": pair(at(3, 1)), "padding": pair(padding),
+              "dilation": pair(at(5, 1)), "groups": int(at(6, 1))}
+        return (pre, op) if pre else op, [x], weights(node, gm, [("weight", 1), ("bias", 2)])
+    if name in ("_convolution", "convolution"):  # what torch.jit.trace records for Conv2d
+        if at(6, False) or len(pair(at(3, 1))) != 2:
+            raise UnsupportedOp(f"node '{node.name}': a transposed or non-2d convolution")
+        op = {"type": "conv2d", "stride": pair(at(3, 1)), "padding": pair(at(4, 0)),
+              "dilation": pair(at(5, 1)), "groups": int(at(8, 1))}
+        return op, [x], weights(node, gm, [("weight", 1), ("bias", 2)])
+    if name == "linear":
+        return {"type": "linear"}, [x], weights(node, gm, [("weight", 1), ("bias", 2)])
+    if name == "batch_norm":
+        if at(5, False):
+            raise UnsupportedOp(f"node '{node.name}': batch_norm in training mode")
+        roles = [("weight", 1), ("bias", 2), ("running_mean", 3), ("running_var", 4)]
+        return {"type": "batch_norm", "eps": float(at(7, 1e-5))}, [x], weights(node, gm, roles)
+    if name == "hardtanh" and (at(1, -1.0), at(2, 1.0)) == (0.0, 6.0):
+        return {"type": "relu6"}, [x], None
+    if name == "leaky_relu":
+        return {"type": "leaky_relu", "slope": float(at(1, 0.01))}, [x], None
+    if name == "elu" and at(2, 1) == 1 and at(3, 1) == 1:
+        return {"type": "elu", "alpha": float(at(1, 1.0))}, [x], None
+    if name == "gelu":
+        return gelu_op(node.kwargs.get("approximate", at(1, "none"))), [x], None
+    if name == "softplus":
+        return softplus_op(at(1, 1.0), at(2, 20.0)), [x], None
+    if name in ("softmax", "_softmax", "log_softmax", "_log_softmax"):
+        kind = "log_softmax" if "log" in name else "softmax"
+        return {"type": kind, "dim": int(at(1))}, [x], None
+    if name == "max_pool2d":
+        return max_pool(at(1), at(2) or None, at(3, 0), at(4, 1), at(5, False)), [x], None
+    if name == "avg_pool2d":
+        return avg_pool(at(1), at(2) or None, at(3, 0), at(4, False), at(5, True), at(6)), [x], None
+    if name == "adaptive_avg_pool2d":
+        return adaptive("adaptive_avg_pool2d", at(1)), [x], None
+    if name == "flatten":
+        return {"type": "flatten", "start": int(at(1, 0)), "end": int(at(2, -1))}, [x], None
+    if name in ("view", "reshape", "_reshape_alias"):
+        return reshape_op([at(1)]), [x], None
+    if name == "permute":
+        return {"type": "permute", "dims": [int(d) for d in at(1)]}, [x], None
+    if name in ("mean", "amax"):
+        return mean_op(at(1), at(2, False), "avg" if name == "mean" else "max"), [x], None
+    if name == "cat":
+        return {"type": "concat", "dim": int(at(1, 0))}, list(at(0)), None
+    if name == "constant_pad_nd":
+        return pad_op(at(1), value=at(2, 0)), [x], None
+    if name in ("add", "sub", "mul", "div"):
+        if name in ("add", "sub") and at(2, 1) != 1:
+            raise UnsupportedOp(f"node '{node.name}': {name} with alpha {at(2)}")
+        op, xs = arith_op(a[0], a[1], name)
+        return op, xs, None
+    raise UnsupportedOp(f"aten op {node.target}")
