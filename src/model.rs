@@ -1,5 +1,7 @@
 //! Classifiers: built-in CNNs (plain tch `ModuleT` structs whose layers are addressable by
-//! name) and any TorchScript classifier, behind the one [`Classifier`] trait.
+//! name) and any TorchScript classifier, behind the one [`Classifier`] trait. A TorchScript
+//! file written by `gradviz import` ([`crate::import`]) also carries its layers (by the
+//! source's own names), its [`LayerGraph`] and where it came from ([`ImportedInfo`]).
 //!
 //! Inputs are always `[N, C, H, W]` f32 in `[0, 1]`; outputs are logits `[N, K]`.
 //! Any normalization belongs inside the model.
@@ -854,11 +856,9 @@ impl Classifier for TorchScriptModel {
         if layers.is_empty() {
             return Ok((self.logits(x)?, vec![]));
         }
-        if let Some(why) = self.layers_missing_reason() {
-            bail!("{why} (asked for {layers:?})");
-        }
-        let Some(info) = &self.imported else {
-            unreachable!("a model without metadata has no layers")
+        let info = match (&self.imported, self.layers_missing_reason()) {
+            (Some(info), None) => info,
+            (_, why) => bail!("{} (asked for {layers:?})", why.unwrap_or_default()),
         };
         self.check_input(x)?;
         let indices = layers

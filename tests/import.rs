@@ -98,6 +98,8 @@ np.save(os.path.join(d, "x.npy"), x.numpy())
 np.save(os.path.join(d, "logits.npy"), logits.numpy())
 for name, a in acts.items():
     np.save(os.path.join(d, f"act_{name}.npy"), a.numpy())
+with torch.no_grad():  # what the model gives for inputs normalized with mean 0.5, std 0.25
+    np.save(os.path.join(d, "logits_normalized.npy"), net((x - 0.5) / 0.25).numpy())
 bad = net.state_dict()
 bad["fc.weight"] = torch.zeros(10, 99)
 del bad["stem.bias"]
@@ -208,6 +210,20 @@ fn a_residual_model_imports_from_all_forms_with_pytorchs_logits_and_activations(
         );
         assert!(r.graph_max_abs_diff.is_some());
     }
+    // The normalization a model expects is folded in: the import takes images in [0, 1].
+    let opts = ImportOptions {
+        weights: Some(dir.path().join("state.pth")),
+        normalize: Some((vec![0.5], vec![0.25])),
+        ..quiet()
+    };
+    let src = format!("{}:Net", dir.path().join("resnet_def.py").display());
+    let r = import_model(&src, &dir.path().join("normalized.pt"), &opts).unwrap();
+    assert_eq!(r.model.layer_names()[0], "normalize");
+    let d = max_abs_diff(
+        &r.model.logits(&x).unwrap(),
+        &npy(dir.path(), "logits_normalized.npy"),
+    );
+    assert!(d < 1e-5, "normalized logits differ by {d}");
 }
 
 #[test]
@@ -386,6 +402,53 @@ fn a_final_softmax_is_stripped_and_an_inseparable_one_is_warned_about() {
         "{:?}",
         r.warnings
     );
+
+    // The command line: one line per note, the warning on stderr, the layer listing.
+    let gradviz = env!("CARGO_BIN_EXE_gradviz");
+    let dst = dir.path().join("Clipped_cli.pt");
+    let out = Command::new(gradviz)
+        .arg("import")
+        .arg(format!("{}:Soft", dir.path().join("soft_def.py").display()))
+        .arg("--weights")
+        .arg(dir.path().join("Soft.pth"))
+        .arg("--out")
+        .arg(&dst)
+        .args(["--classes", "a,b,c,d", "--input-shape", "1,28,28", "--python"])
+        .arg(python())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("layer graph: verified"), "{stdout}");
+    assert!(
+        stdout.contains("note: removed the final softmax of layer 'head'"),
+        "{stdout}"
+    );
+    let out = Command::new(gradviz)
+        .args(["layers", "--model"])
+        .arg(&dst)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        listing.contains("body.1") && listing.contains("[16]") && listing.contains("12560"),
+        "{listing}"
+    );
+    let out = Command::new(gradviz)
+        .args(["import", "nowhere.pth", "--out"])
+        .arg(dir.path().join("never.pt"))
+        .arg("--python")
+        .arg(python())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("source nowhere.pth does not exist"), "{stderr}");
+    assert!(!dir.path().join("never.pt").exists());
 }
 
 fn assert_fails_cleanly(src: &str, opts: ImportOptions, expect: &[&str]) {
