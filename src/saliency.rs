@@ -634,6 +634,22 @@ impl GradCam {
     }
 }
 
+/// The default Grad-CAM layer: the last layer that holds a convolution (by the layer graph),
+/// else the last layer whose name starts with `conv`.
+pub fn last_conv_layer(model: &dyn Classifier) -> Option<String> {
+    if let Some(g) = model.graph() {
+        let conv = g
+            .nodes
+            .iter()
+            .rev()
+            .find(|n| matches!(n.op, crate::graph::Op::Conv2d { .. }));
+        if let Some(n) = conv {
+            return Some(n.layer.clone());
+        }
+    }
+    model.layer_names().into_iter().rfind(|l| l.starts_with("conv"))
+}
+
 impl Attribution for GradCam {
     fn name(&self) -> String {
         format!("Grad-CAM ({})", self.layer)

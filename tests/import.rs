@@ -9,7 +9,7 @@ use gradviz::import::{import_model, verify, ImportOptions, ImportReport};
 use gradviz::metrics::{cascading_randomization, copy_as_graph, parametrized_layers, randomize_layer};
 use gradviz::model::{Classifier, TorchScriptModel};
 use gradviz::objective::Objective;
-use gradviz::saliency::{Attribution, GradCam, Gradient, Reduce, Target};
+use gradviz::saliency::{last_conv_layer, Attribution, GradCam, Gradient, Reduce, Target};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -252,6 +252,14 @@ fn analyses_run_by_the_models_own_layer_names_and_leave_the_weights_untouched() 
         "ascent raised the channel: {first:?} -> {last:?}"
     );
 
+    assert_eq!(last_conv_layer(&m).as_deref(), Some("block1.conv2"));
+    let builtin = gradviz::model::BuiltinModel::new(
+        gradviz::model::Arch::MnistCnn,
+        gradviz::data::DatasetName::Mnist,
+        0,
+    )
+    .unwrap();
+    assert_eq!(last_conv_layer(&builtin).as_deref(), Some("conv4"));
     let cam = GradCam::new("block1.conv2")
         .attribute(&m, &x, &Target::Predicted)
         .unwrap();

@@ -84,7 +84,8 @@ def run(a):
         if not os.path.isfile(a.src):
             raise ImportFailure(f"source {a.src} does not exist")
         module, source, info = load_keras(a)
-        kw = dict(layers=info.get("layers"), notes=info.get("notes", []),
+        # The user-facing layers are the module's top-level children, by their Keras names.
+        kw = dict(layers=[name for name, _ in module.named_children()], notes=info.get("notes", []),
                   softmax_removed=bool(info.get("softmax_removed")),
                   outputs_probabilities=bool(info.get("outputs_probabilities")))
         shape = a.input_shape or info.get("input_shape")
