@@ -81,6 +81,7 @@ pub fn import_model(src: &str, dst: &Path, opts: &ImportOptions) -> Result<Impor
         _ => Path::new("."),
     };
     ensure!(dir.is_dir(), "output directory {} does not exist", dir.display());
+    check_source_exists(src, opts)?;
     let package = tempfile::tempdir().context("cannot create a temporary directory")?;
     write_package(package.path())?;
     let tmp = tempfile::Builder::new()
@@ -108,6 +109,21 @@ pub fn import_model(src: &str, dst: &Path, opts: &ImportOptions) -> Result<Impor
         warnings,
         graph_max_abs_diff,
     })
+}
+
+/// Fails early, before starting Python, when a file the import needs is missing.
+fn check_source_exists(src: &str, opts: &ImportOptions) -> Result<()> {
+    // `FILE.py:ClassName` names a file and a class in it.
+    let file = match src.rsplit_once(':') {
+        Some((f, class)) if f.ends_with(".py") && !class.is_empty() => f,
+        _ => src,
+    };
+    ensure!(Path::new(file).exists(), "source {file} does not exist");
+    let named = opts.weights.iter().chain(&opts.module_files);
+    for f in named {
+        ensure!(f.is_file(), "{} does not exist", f.display());
+    }
+    Ok(())
 }
 
 fn make_readable(f: &std::fs::File) -> Result<()> {

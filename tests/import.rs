@@ -13,6 +13,7 @@ use gradviz::saliency::{last_conv_layer, Attribution, GradCam, Gradient, Reduce,
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use tch::{Kind, Tensor};
 
 fn repo() -> &'static Path {
@@ -107,6 +108,25 @@ bad["head.weight"] = torch.zeros(3)
 torch.save(bad, os.path.join(d, "bad_state.pth"))
 "#;
 
+/// The residual model's directory, made once per test run (the tests share it): the model
+/// in all forms, PyTorch's outputs, and its import from `FILE.py:ClassName` + state_dict
+/// (`imported_class.pt`).
+fn residual() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("import-residual");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        run_python(MAKE_MODEL, &dir);
+        import_form(&dir, "class");
+        dir
+    })
+}
+
+fn imported_class() -> TorchScriptModel {
+    TorchScriptModel::load(residual().join("imported_class.pt"), None, None).unwrap()
+}
+
 const HOOKED: [&str; 6] = ["stem", "block1.bn", "block1.conv2", "block1", "pool", "fc"];
 
 fn npy(dir: &Path, name: &str) -> Tensor {
@@ -151,13 +171,14 @@ fn import_form(dir: &Path, form: &str) -> ImportReport {
 
 #[test]
 fn a_residual_model_imports_from_all_forms_with_pytorchs_logits_and_activations() {
-    let dir = tempfile::tempdir().unwrap();
-    run_python(MAKE_MODEL, dir.path());
-    let x = npy(dir.path(), "x.npy");
-    let want = npy(dir.path(), "logits.npy");
+    let dir = residual();
+    let x = npy(dir, "x.npy");
+    let want = npy(dir, "logits.npy");
     for form in ["torchscript", "traced", "module", "class"] {
-        let r = import_form(dir.path(), form);
-        let m = &r.model;
+        if form != "class" {
+            import_form(dir, form); // the class form is the shared fixture's
+        }
+        let m = &TorchScriptModel::load(dir.join(format!("imported_{form}.pt")), None, None).unwrap();
         assert_eq!(m.input_shape(), [1, 28, 28], "{form}");
         let d = max_abs_diff(&m.logits(&x).unwrap(), &want);
         assert!(d < 1e-5, "{form}: logits differ from PyTorch's by {d}");
@@ -181,7 +202,7 @@ fn a_residual_model_imports_from_all_forms_with_pytorchs_logits_and_activations(
         let (logits, acts) = m.forward_with(&x, &HOOKED).unwrap();
         assert!(max_abs_diff(&logits, &want) < 1e-5, "{form}");
         for (name, a) in HOOKED.iter().zip(&acts) {
-            let hook = npy(dir.path(), &format!("act_{name}.npy"));
+            let hook = npy(dir, &format!("act_{name}.npy"));
             let d = max_abs_diff(a, &hook);
             assert!(
                 d < 1e-5,
@@ -208,30 +229,25 @@ fn a_residual_model_imports_from_all_forms_with_pytorchs_logits_and_activations(
                 .contains(&"block1.bn.running_var".to_string()),
             "BatchNorm statistics are named tensors"
         );
-        assert!(r.graph_max_abs_diff.is_some());
+        assert!(verify(m).unwrap().is_some(), "{form}");
     }
     // The normalization a model expects is folded in: the import takes images in [0, 1].
     let opts = ImportOptions {
-        weights: Some(dir.path().join("state.pth")),
+        weights: Some(dir.join("state.pth")),
         normalize: Some((vec![0.5], vec![0.25])),
         ..quiet()
     };
-    let src = format!("{}:Net", dir.path().join("resnet_def.py").display());
-    let r = import_model(&src, &dir.path().join("normalized.pt"), &opts).unwrap();
+    let src = format!("{}:Net", dir.join("resnet_def.py").display());
+    let r = import_model(&src, &dir.join("normalized.pt"), &opts).unwrap();
     assert_eq!(r.model.layer_names()[0], "normalize");
-    let d = max_abs_diff(
-        &r.model.logits(&x).unwrap(),
-        &npy(dir.path(), "logits_normalized.npy"),
-    );
+    let d = max_abs_diff(&r.model.logits(&x).unwrap(), &npy(dir, "logits_normalized.npy"));
     assert!(d < 1e-5, "normalized logits differ by {d}");
 }
 
 #[test]
 fn analyses_run_by_the_models_own_layer_names_and_leave_the_weights_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    run_python(MAKE_MODEL, dir.path());
-    let m = import_form(dir.path(), "class").model;
-    let x = npy(dir.path(), "x.npy");
+    let m = imported_class();
+    let x = npy(residual(), "x.npy");
     let before: Vec<Tensor> = m.parameters().iter().map(|t| t.copy()).collect();
     let named_before: HashMap<String, Tensor> = m
         .named_tensors()
@@ -475,9 +491,7 @@ fn assert_fails_cleanly(src: &str, opts: ImportOptions, expect: &[&str]) {
 
 #[test]
 fn bad_sources_and_options_are_clear_errors_that_leave_no_file() {
-    let dir = tempfile::tempdir().unwrap();
-    run_python(MAKE_MODEL, dir.path());
-    let d = dir.path();
+    let d = residual();
     let class = format!("{}:Net", d.join("resnet_def.py").display());
     assert_fails_cleanly(
         &class,
@@ -532,7 +546,7 @@ fn bad_sources_and_options_are_clear_errors_that_leave_no_file() {
         &["10 outputs but 3 class names"],
     );
 
-    let m = import_form(d, "module").model;
+    let m = imported_class();
     let x = npy(d, "x.npy");
     let e = format!("{:#}", m.forward_with(&x, &["block9"]).unwrap_err());
     assert!(
@@ -548,12 +562,9 @@ fn bad_sources_and_options_are_clear_errors_that_leave_no_file() {
 
 #[test]
 fn the_imported_file_runs_in_plain_pytorch_with_the_same_logits_and_layers() {
-    let dir = tempfile::tempdir().unwrap();
-    run_python(MAKE_MODEL, dir.path());
-    import_form(dir.path(), "class");
     let out = run_python(
         r#"
-import json, os, sys, numpy as np, torch
+import hashlib, json, os, sys, numpy as np, torch
 d = sys.argv[1]
 m = torch.jit.load(os.path.join(d, "imported_class.pt"))
 x = torch.from_numpy(np.load(os.path.join(d, "x.npy")))
@@ -561,15 +572,18 @@ want = torch.from_numpy(np.load(os.path.join(d, "logits.npy")))
 hook = torch.from_numpy(np.load(os.path.join(d, "act_block1.conv2.npy")))
 logits, acts = m.forward_with_layers(x, ["block1.conv2"])
 meta = json.loads(m.gradviz_metadata())
-print((m(x) - want).abs().max().item(), (acts[0] - hook).abs().max().item(), meta["source"]["format"], meta["source"]["weights"]["file"])
+sha = hashlib.sha256(open(os.path.join(d, "state.pth"), "rb").read()).hexdigest()
+print((m(x) - want).abs().max().item(), (acts[0] - hook).abs().max().item(), meta["source"]["format"],
+      meta["source"]["weights"]["file"], meta["source"]["weights"]["sha256"] == sha, meta["source"]["converter"]["torch"])
 "#,
-        dir.path(),
+        residual(),
     );
     let parts: Vec<&str> = out.split_whitespace().collect();
     let logit_diff: f64 = parts[0].parse().unwrap();
     let act_diff: f64 = parts[1].parse().unwrap();
     assert!(logit_diff < 1e-5 && act_diff < 1e-5, "{out}");
-    assert_eq!(&parts[2..], ["pytorch-class", "state.pth"]);
+    assert_eq!(&parts[2..5], ["pytorch-class", "state.pth", "True"], "{out}");
+    assert!(parts[5].starts_with("2.13.0"), "{out}");
 }
 
 /// The exporter's `layers` argument, as the Keras converter uses it: a module whose top-level
