@@ -13,6 +13,7 @@ pub use tch;
 pub mod ascend;
 pub mod data;
 pub mod graph;
+pub mod import;
 pub mod io;
 pub mod metrics;
 pub mod model;

@@ -27,6 +27,10 @@ enum Command {
     Saliency(cli::saliency::SaliencyArgs),
     /// The class of each image (files, directories, globs), prepared like the training data.
     Predict(cli::predict::PredictArgs),
+    /// Import a Keras or PyTorch classifier as a TorchScript file with its layers.
+    Import(cli::import::ImportArgs),
+    /// List a model's layers in forward order, with output shapes and parameter counts.
+    Layers(cli::layers::LayersArgs),
 }
 
 fn main() {
@@ -37,6 +41,8 @@ fn main() {
         Command::Ascend(a) => cli::ascend::ascend(a),
         Command::Saliency(a) => cli::saliency::saliency(a),
         Command::Predict(a) => cli::predict::predict(a),
+        Command::Import(a) => cli::import::import(a),
+        Command::Layers(a) => cli::layers::layers(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

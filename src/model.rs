@@ -1,5 +1,7 @@
 //! Classifiers: built-in CNNs (plain tch `ModuleT` structs whose layers are addressable by
-//! name) and any TorchScript classifier, behind the one [`Classifier`] trait.
+//! name) and any TorchScript classifier, behind the one [`Classifier`] trait. A TorchScript
+//! file written by `gradviz import` ([`crate::import`]) also carries its layers (by the
+//! source's own names), its [`LayerGraph`] and where it came from ([`ImportedInfo`]).
 //!
 //! Inputs are always `[N, C, H, W]` f32 in `[0, 1]`; outputs are logits `[N, K]`.
 //! Any normalization belongs inside the model.
@@ -7,10 +9,11 @@
 use crate::data::DatasetName;
 use crate::graph::{self, ChainBuilder, LayerGraph, Op as GraphOp};
 use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::nn::{self, ModuleT};
-use tch::{CModule, Device, Kind, Tensor};
+use tch::{CModule, Device, IValue, Kind, Tensor};
 
 /// What every analysis in gradviz needs from a model.
 pub trait Classifier {
@@ -621,12 +624,41 @@ impl Classifier for BuiltinModel {
 // ---------------------------------------------------------------------------------------
 // TorchScript
 
-/// Any classifier exported from PyTorch with `torch.jit.script` or `torch.jit.trace`.
+/// What `gradviz import` stores in the TorchScript file it writes (returned as JSON by the
+/// module's `gradviz_metadata()` method).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportedInfo {
+    pub input_shape: [i64; 3],
+    pub class_names: Vec<String>,
+    /// The user-facing layers in forward order: PyTorch module paths (`block1.conv2`),
+    /// functional calls by their torch.fx names (`add`), Keras layer names.
+    pub layers: Vec<String>,
+    /// Why the model has no layers (a TorchScript source, a model torch.fx cannot trace).
+    pub layers_missing_reason: Option<String>,
+    /// Why the model has no [`LayerGraph`] (an op gradviz does not know).
+    pub graph_missing_reason: Option<String>,
+    /// Where the model came from: file name, SHA-256, format, converter versions.
+    pub source: serde_json::Value,
+    pub softmax_removed: bool,
+    /// The model outputs probabilities with no separable softmax: no logit saliency.
+    pub outputs_probabilities: bool,
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    tensor_prefix: String,
+    #[serde(default)]
+    graph: Option<serde_json::Value>,
+}
+
+/// Any classifier exported from PyTorch with `torch.jit.script` or `torch.jit.trace`, or
+/// written by `gradviz import` (then with named layers, a layer graph and provenance).
 pub struct TorchScriptModel {
     module: CModule,
     input_shape: [i64; 3],
     class_names: Vec<String>,
     source: String,
+    imported: Option<ImportedInfo>,
+    graph: Option<LayerGraph>,
 }
 
 impl std::fmt::Debug for TorchScriptModel {
@@ -639,8 +671,9 @@ impl std::fmt::Debug for TorchScriptModel {
 const PROBE_SHAPES: [[i64; 3]; 2] = [[1, 28, 28], [3, 32, 32]];
 
 impl TorchScriptModel {
-    /// Loads a TorchScript classifier. `input_shape = None` probes 1×28×28 and 3×32×32;
-    /// `class_names = None` names classes "0", "1", ….
+    /// Loads a TorchScript classifier. A file written by `gradviz import` knows its input
+    /// shape, classes and layers; for other files `input_shape = None` probes 1×28×28 and
+    /// 3×32×32 and `class_names = None` names classes "0", "1", ….
     pub fn load(
         path: impl AsRef<Path>,
         input_shape: Option<[i64; 3]>,
@@ -658,16 +691,17 @@ impl TorchScriptModel {
         {
             let _ = t.set_requires_grad(false);
         }
+        if let Some(info) = imported_info(&module).with_context(|| format!("{p}"))? {
+            return Self::from_imported(module, info, p.to_string(), input_shape, class_names);
+        }
         let shapes: Vec<[i64; 3]> = match input_shape {
             Some(s) => vec![s],
             None => PROBE_SHAPES.to_vec(),
         };
         let mut errors = Vec::new();
         for shape in shapes {
-            let probe = Tensor::zeros([2, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu));
-            match tch::no_grad(|| module.forward_ts(&[probe])) {
-                Ok(out) if out.dim() == 2 && out.size()[0] == 2 => {
-                    let k = out.size()[1];
+            match probe_classes(&module, shape) {
+                Ok(k) => {
                     let class_names = class_names.unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect());
                     ensure!(
                         class_names.len() as i64 == k,
@@ -679,19 +713,140 @@ impl TorchScriptModel {
                         input_shape: shape,
                         class_names,
                         source: p.to_string(),
+                        imported: None,
+                        graph: None,
                     });
                 }
-                Ok(out) => errors.push(format!(
-                    "{shape:?} gave output shape {:?}, expected [N, K]",
-                    out.size()
-                )),
-                Err(e) => errors.push(format!("{shape:?}: {}", first_line(&e.to_string()))),
+                Err(e) => errors.push(e),
             }
         }
         bail!(
             "{p}: TorchScript model does not map [N, C, H, W] images to [N, K] logits ({})",
             errors.join("; ")
         )
+    }
+
+    fn from_imported(
+        module: CModule,
+        mut info: ImportedInfo,
+        source: String,
+        input_shape: Option<[i64; 3]>,
+        class_names: Option<Vec<String>>,
+    ) -> Result<TorchScriptModel> {
+        let [c, h, w] = info.input_shape;
+        if let Some(s) = input_shape {
+            ensure!(
+                s == info.input_shape,
+                "{source}: the imported model takes {c}x{h}x{w} inputs, not {}x{}x{}",
+                s[0],
+                s[1],
+                s[2]
+            );
+        }
+        let k = probe_classes(&module, info.input_shape).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+        let class_names = class_names.unwrap_or_else(|| info.class_names.clone());
+        ensure!(
+            class_names.len() as i64 == k,
+            "{source}: model has {k} outputs but {} class names were given",
+            class_names.len()
+        );
+        let graph = match info.graph.take() {
+            Some(v) => Some(
+                LayerGraph::from_json(&v.to_string())
+                    .with_context(|| format!("{source}: the stored layer graph is invalid"))?,
+            ),
+            None => None,
+        };
+        Ok(TorchScriptModel {
+            module,
+            input_shape: info.input_shape,
+            class_names,
+            source,
+            imported: Some(info),
+            graph,
+        })
+    }
+
+    /// What `gradviz import` recorded about the model, for an imported file.
+    pub fn imported(&self) -> Option<&ImportedInfo> {
+        self.imported.as_ref()
+    }
+
+    /// Why [`Classifier::layer_names`] is empty, or `None` when the model has layers.
+    pub fn layers_missing_reason(&self) -> Option<String> {
+        match &self.imported {
+            None => Some(format!(
+                "TorchScript model {} exposes no named layers; import it with `gradviz import` (from the module or its class and state_dict) to get its layers",
+                self.source
+            )),
+            Some(i) if i.layers.is_empty() => Some(format!(
+                "imported model {} has no layers: {}",
+                self.source,
+                i.layers_missing_reason.as_deref().unwrap_or("none were recorded")
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// Logits and the outputs of the layers at `indices` of the imported layer list.
+    fn forward_with_indices(&self, x: &Tensor, indices: Vec<i64>) -> Result<(Tensor, Vec<Tensor>)> {
+        let n = indices.len();
+        let out = self
+            .module
+            .method_is(
+                "forward_with_layer_indices",
+                &[IValue::Tensor(x.shallow_clone()), IValue::IntList(indices)],
+            )
+            .map_err(|e| anyhow::anyhow!("TorchScript forward failed: {}", first_line(&e.to_string())))?;
+        let bad = || {
+            anyhow::anyhow!(
+                "{}: forward_with_layer_indices returned an unexpected value",
+                self.source
+            )
+        };
+        let IValue::Tuple(mut parts) = out else {
+            return Err(bad());
+        };
+        ensure!(parts.len() == 2, bad());
+        let acts = match parts.pop() {
+            Some(IValue::TensorList(v)) => v,
+            Some(IValue::GenericList(v)) => v
+                .into_iter()
+                .map(|i| match i {
+                    IValue::Tensor(t) => Ok(t),
+                    _ => Err(bad()),
+                })
+                .collect::<Result<_>>()?,
+            _ => return Err(bad()),
+        };
+        let Some(IValue::Tensor(logits)) = parts.pop() else {
+            return Err(bad());
+        };
+        ensure!(acts.len() == n, bad());
+        Ok((logits, acts))
+    }
+}
+
+/// The metadata of a file written by `gradviz import`; `None` for other TorchScript files.
+fn imported_info(module: &CModule) -> Result<Option<ImportedInfo>> {
+    let no_args: [IValue; 0] = [];
+    let Ok(IValue::String(json)) = module.method_is("gradviz_metadata", &no_args) else {
+        return Ok(None);
+    };
+    let info: ImportedInfo = serde_json::from_str(&json).context("the gradviz import metadata is invalid")?;
+    Ok(Some(info))
+}
+
+/// The number of classes the module outputs for inputs of `shape`.
+fn probe_classes(module: &CModule, shape: [i64; 3]) -> std::result::Result<i64, String> {
+    let probe = Tensor::zeros([2, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu));
+    match tch::no_grad(|| module.forward_ts(&[probe])) {
+        Ok(out) if out.dim() == 2 && out.size()[0] == 2 => Ok(out.size()[1]),
+        Ok(out) => Err(format!(
+            "{shape:?} gave output shape {:?}, expected [N, K]",
+            out.size()
+        )),
+        Err(e) => Err(format!("{shape:?}: {}", first_line(&e.to_string()))),
     }
 }
 
@@ -711,14 +866,34 @@ impl Classifier for TorchScriptModel {
         if layers.is_empty() {
             return Ok((self.logits(x)?, vec![]));
         }
-        bail!(
-            "TorchScript model {} exposes no named layers (asked for {layers:?}); hidden-unit objectives and Grad-CAM need a built-in gradviz model",
-            self.source
-        )
+        let info = match (&self.imported, self.layers_missing_reason()) {
+            (Some(info), None) => info,
+            (_, why) => bail!("{} (asked for {layers:?})", why.unwrap_or_default()),
+        };
+        self.check_input(x)?;
+        let indices = layers
+            .iter()
+            .map(|l| {
+                info.layers
+                    .iter()
+                    .position(|k| k == l)
+                    .map(|i| i as i64)
+                    .with_context(|| {
+                        format!(
+                            "unknown layer '{l}' in {}: valid layers are {:?}",
+                            self.source, info.layers
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.forward_with_indices(&x.to_kind(Kind::Float), indices)
     }
 
     fn layer_names(&self) -> Vec<String> {
-        vec![]
+        self.imported
+            .as_ref()
+            .map(|i| i.layers.clone())
+            .unwrap_or_default()
     }
 
     fn input_shape(&self) -> [i64; 3] {
@@ -742,11 +917,40 @@ impl Classifier for TorchScriptModel {
 
     fn describe(&self) -> String {
         let [c, h, w] = self.input_shape;
+        let kind = match &self.imported {
+            Some(i) => format!(
+                "imported {}",
+                i.source.get("format").and_then(|f| f.as_str()).unwrap_or("model")
+            ),
+            None => "TorchScript".to_string(),
+        };
         format!(
-            "TorchScript {} ({c}x{h}x{w} -> {} classes)",
+            "{kind} {} ({c}x{h}x{w} -> {} classes)",
             self.source,
             self.class_names.len()
         )
+    }
+
+    fn graph(&self) -> Option<&LayerGraph> {
+        self.graph.as_ref()
+    }
+
+    /// The parameters of the traced model (BatchNorm statistics included: the exporter
+    /// registers them as parameters), by the names the graph uses.
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let Some(info) = &self.imported else {
+            return vec![];
+        };
+        let mut v: Vec<(String, Tensor)> = self
+            .module
+            .named_parameters()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(n, t)| n.strip_prefix(&info.tensor_prefix).map(|s| (s.to_string(), t)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v
     }
 }
 
@@ -773,4 +977,46 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Box<dyn Classifier>> {
     } else {
         Ok(Box::new(TorchScriptModel::load(path, None, None)?))
     }
+}
+
+/// One row of a model's layer listing.
+#[derive(Debug, Clone)]
+pub struct LayerSummary {
+    pub name: String,
+    /// Output shape for one input image, batch dimension first (`[1, C, H, W]`, `[1, K]`).
+    pub output_shape: Vec<i64>,
+    /// Number of values in the layer's tensors: weights, biases and BatchNorm statistics.
+    pub tensor_values: i64,
+}
+
+/// The layers of `model` in forward order, with output shapes (from one forward pass of a
+/// blank image) and tensor sizes. Empty for a model without named layers.
+pub fn layer_summary(model: &dyn Classifier) -> Result<Vec<LayerSummary>> {
+    let names = model.layer_names();
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let [c, h, w] = model.input_shape();
+    let x = Tensor::zeros([1, c, h, w], (Kind::Float, model.device()));
+    let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let (_, acts) = tch::no_grad(|| model.forward_with(&x, &refs))?;
+    let tensors = model.named_tensors();
+    Ok(names
+        .iter()
+        .zip(acts)
+        .map(|(name, a)| {
+            let from_graph = model.graph().map(|g| g.layer_tensors(name)).unwrap_or_default();
+            let prefix = format!("{name}.");
+            let tensor_values = tensors
+                .iter()
+                .filter(|(t, _)| from_graph.contains(t) || t.starts_with(&prefix))
+                .map(|(_, t)| t.numel() as i64)
+                .sum();
+            LayerSummary {
+                name: name.clone(),
+                output_shape: a.size(),
+                tensor_values,
+            }
+        })
+        .collect())
 }

@@ -22,7 +22,8 @@ pub struct AscendArgs {
     /// What to maximize for a class: logit, softmax or log-softmax.
     #[arg(long, default_value = "logit")]
     score: String,
-    /// Maximize a hidden layer's channel instead of a class (built-in models only).
+    /// Maximize a hidden layer's channel instead of a class (built-in or imported models;
+    /// `gradviz layers --model FILE` lists the names).
     #[arg(long)]
     layer: Option<String>,
     /// Channels of --layer, one batch row each: `0-7`, `5`, `1,3`.

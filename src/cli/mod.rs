@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
 pub mod ascend;
+pub mod import;
 pub mod inputs;
+pub mod layers;
 pub mod predict;
 pub mod saliency;
 pub mod train;

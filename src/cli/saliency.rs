@@ -175,16 +175,12 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
         Method::GradCam => {
             let layer = match &a.layer {
                 Some(l) => l.clone(),
-                None => model
-                    .layer_names()
-                    .into_iter()
-                    .rfind(|l| l.starts_with("conv"))
-                    .with_context(|| {
-                        format!(
-                            "Grad-CAM needs a built-in model with conv layers; {} has none",
-                            model.describe()
-                        )
-                    })?,
+                None => gradviz::saliency::last_conv_layer(model.as_ref()).with_context(|| {
+                    format!(
+                        "Grad-CAM needs a model with conv layers (built-in or imported); {} has none: give --layer NAME (`gradviz layers --model FILE` lists them)",
+                        model.describe()
+                    )
+                })?,
             };
             Box::new(GradCam {
                 layer,
