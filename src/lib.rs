@@ -12,14 +12,17 @@ pub use tch;
 
 pub mod ascend;
 pub mod data;
+pub mod exemplars;
 pub mod graph;
 pub mod io;
 pub mod metrics;
 pub mod model;
+pub mod naturalness;
 pub mod objective;
 pub mod plot;
 pub mod progress;
 pub mod regularize;
+pub mod robustness;
 pub mod saliency;
 pub mod train;
 

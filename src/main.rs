@@ -25,6 +25,8 @@ enum Command {
     Ascend(cli::ascend::AscendArgs),
     /// Saliency maps of a batch of images: gradient, input × gradient, SmoothGrad, IG, Grad-CAM.
     Saliency(cli::saliency::SaliencyArgs),
+    /// The dataset images that activate hidden units most and least, with receptive-field crops.
+    Exemplars(cli::exemplars::ExemplarsArgs),
 }
 
 fn main() {
@@ -34,6 +36,7 @@ fn main() {
         Command::Eval(a) => cli::train::eval(a),
         Command::Ascend(a) => cli::ascend::ascend(a),
         Command::Saliency(a) => cli::saliency::saliency(a),
+        Command::Exemplars(a) => cli::exemplars::exemplars(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
