@@ -397,8 +397,9 @@ pub struct ClassFrechet {
     pub class: i64,
     /// Visualizations vs the reference half of the real images.
     pub distance: f64,
-    /// The other half of the real images vs the reference half: what a perfect generator
-    /// of real digits would score with this many samples.
+    /// As many real images of the class (from the other half) vs the same reference half:
+    /// what real digits score with this sample size. The estimator is biased upward for
+    /// small sets, so only a floor of the same size makes the distance comparable.
     pub floor: f64,
     pub n_visualizations: usize,
     pub n_reference: usize,
@@ -408,8 +409,10 @@ pub struct ClassFrechet {
 /// reference half that visualizations are compared with, and the other half for the floor.
 pub struct RealReference {
     pub classes: Vec<i64>,
+    /// Features of the other half of each class, where floors draw their samples.
+    others: Vec<Tensor>,
     reference: Vec<Gaussian>,
-    /// `FD(half A, half B)` per class.
+    /// `FD(half A, half B)` per class: the floor of a set as large as a half.
     pub floors: Vec<f64>,
     /// How many real images each half holds, per class.
     pub half_sizes: Vec<usize>,
@@ -417,6 +420,9 @@ pub struct RealReference {
     pub spectra: Vec<Spectrum>,
     /// The spectrum of all real images.
     pub spectrum: Spectrum,
+    /// Random subsets averaged for the floor of a set smaller than a half.
+    pub floor_draws: usize,
+    seed: u64,
 }
 
 impl RealReference {
@@ -425,7 +431,8 @@ impl RealReference {
         let feats = space.features(&data.images)?;
         let k = data.class_names.len() as i64;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let (mut reference, mut floors, mut half_sizes, mut spectra) = (vec![], vec![], vec![], vec![]);
+        let (mut others, mut reference, mut floors) = (vec![], vec![], vec![]);
+        let (mut half_sizes, mut spectra) = (vec![], vec![]);
         for c in 0..k {
             let mut idx = data.indices_of_class(c);
             ensure!(
@@ -436,29 +443,50 @@ impl RealReference {
             idx.shuffle(&mut rng);
             let half = idx.len() / 2;
             let take = |ix: &[i64]| feats.index_select(0, &Tensor::from_slice(ix));
-            let (a, b) = (
-                Gaussian::fit(&take(&idx[..half]))?,
-                Gaussian::fit(&take(&idx[half..2 * half]))?,
-            );
-            floors.push(frechet_distance(&a, &b)?);
+            let (a, b) = (take(&idx[..half]), Gaussian::fit(&take(&idx[half..2 * half]))?);
+            floors.push(frechet_distance(&Gaussian::fit(&a)?, &b)?);
+            others.push(a);
             reference.push(b);
             half_sizes.push(half);
             spectra.push(Spectrum::of(&data.select(&idx)?.images)?);
         }
         Ok(RealReference {
             classes: (0..k).collect(),
+            others,
             reference,
             floors,
             half_sizes,
             spectra,
             spectrum: Spectrum::of(&data.images)?,
+            floor_draws: 10,
+            seed,
         })
     }
 
+    /// The floor for `n` images of `class`: the mean Fréchet distance of `n` real images
+    /// (random subsets of the other half, seeded) to the reference half; for `n` at least a
+    /// half, the whole other half.
+    pub fn floor(&self, class: i64, n: usize) -> Result<f64> {
+        let c = class as usize;
+        ensure!(c < self.classes.len(), "class {class} has no real reference");
+        ensure!(n >= 2, "a floor needs at least 2 images, got {n}");
+        if n >= self.half_sizes[c] {
+            return Ok(self.floors[c]);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed ^ ((c as u64) << 32) ^ (n as u64));
+        let mut idx: Vec<i64> = (0..self.half_sizes[c] as i64).collect();
+        let mut total = 0.0;
+        for _ in 0..self.floor_draws.max(1) {
+            idx.shuffle(&mut rng);
+            let sub = self.others[c].index_select(0, &Tensor::from_slice(&idx[..n]));
+            total += frechet_distance(&Gaussian::fit(&sub)?, &self.reference[c])?;
+        }
+        Ok(total / self.floor_draws.max(1) as f64)
+    }
+
     /// Per class present in `targets`: the Fréchet distance between the features of that
-    /// class's rows of `images` (clamped to `[0, 1]`) and the reference half, with the floor.
-    /// For a floor of the same bias, give each class about as many visualizations as a half
-    /// holds ([`RealReference::half_sizes`]).
+    /// class's rows of `images` (clamped to `[0, 1]`) and the reference half, with the floor
+    /// of the same sample size.
     pub fn frechet(
         &self,
         space: &FeatureSpace,
@@ -490,7 +518,7 @@ impl RealReference {
                 Ok(ClassFrechet {
                     class: c,
                     distance: frechet_distance(&g, &self.reference[ci])?,
-                    floor: self.floors[ci],
+                    floor: self.floor(c, rows.len())?,
                     n_visualizations: rows.len(),
                     n_reference: self.half_sizes[ci],
                 })
@@ -639,7 +667,7 @@ pub fn regularization_candidates() -> Vec<Candidate> {
         }
     }
     out.push(Candidate::new(
-        "fourier, clip",
+        "fourier + clip",
         Regularization {
             param: Parameterization::Fourier { decay_power: 1.0 },
             ..Regularization::clip_only()
@@ -712,8 +740,9 @@ pub struct ClassStudy<'a> {
     pub space: FeatureSpace<'a>,
     pub reference: &'a RealReference,
     /// Noise starts per class. 100 by default: more than the 84 features of the LeNet
-    /// judge's `fc2`, so the covariance has full rank, and as many as a split half of a
-    /// class of the bundled test split (~200 digits), so the floor has the same bias.
+    /// judge's `fc2`, so the covariance has full rank, and about a split half of a class of
+    /// the bundled test split (~200 digits). Fewer work too (the floor is always computed
+    /// for the same number of real digits), at the price of noisier estimates.
     pub starts_per_class: i64,
     /// The optimizer; its regularization is replaced by each candidate's.
     pub ascend: AscendConfig,

@@ -230,6 +230,12 @@ fn real_digits_sit_at_the_floor_and_noise_far_above_it() {
             noise[c]
         );
     }
+    // Small sets are biased upward: the floor of 10 digits is above that of a half, and seeded.
+    let f10 = reference.floor(3, 10).unwrap();
+    assert!(f10 > reference.floor(3, 40).unwrap() && reference.floor(3, 40).unwrap() > reference.floors[3]);
+    assert_eq!(f10, reference.floor(3, 10).unwrap());
+    assert_eq!(reference.floor(3, 10_000).unwrap(), reference.floors[3]);
+    assert!(err_of(reference.floor(3, 1)).contains("at least 2"));
     let e = err_of(reference.frechet(&space, &test.images.narrow(0, 0, 3), &[0, 1, 1]));
     assert!(e.contains("class 0") && e.contains("at least 2"), "{e}");
 }
