@@ -31,6 +31,8 @@ enum Command {
     Import(cli::import::ImportArgs),
     /// List a model's layers in forward order, with output shapes and parameter counts.
     Layers(cli::layers::LayersArgs),
+    /// The dataset images that activate hidden units most and least, with receptive-field crops.
+    Exemplars(cli::exemplars::ExemplarsArgs),
 }
 
 fn main() {
@@ -43,6 +45,7 @@ fn main() {
         Command::Predict(a) => cli::predict::predict(a),
         Command::Import(a) => cli::import::import(a),
         Command::Layers(a) => cli::layers::layers(a),
+        Command::Exemplars(a) => cli::exemplars::exemplars(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

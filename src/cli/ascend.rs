@@ -73,7 +73,7 @@ pub struct AscendArgs {
 }
 
 /// Parses `0-9`, `3`, `1,4,7` or mixes like `0-2,5`.
-fn parse_list(s: &str, what: &str) -> Result<Vec<i64>> {
+pub(crate) fn parse_list(s: &str, what: &str) -> Result<Vec<i64>> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let num = |t: &str| -> Result<i64> {
@@ -94,7 +94,7 @@ fn parse_list(s: &str, what: &str) -> Result<Vec<i64>> {
     Ok(out)
 }
 
-fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {
+pub(crate) fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {
     gradviz::model::BuiltinModel::load(model_path)
         .ok()
         .map(|m| m.dataset)
