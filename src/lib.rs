@@ -14,6 +14,7 @@ pub mod ascend;
 pub mod data;
 pub mod graph;
 pub mod io;
+pub mod lrp;
 pub mod metrics;
 pub mod model;
 pub mod objective;
