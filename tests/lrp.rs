@@ -179,6 +179,22 @@ fn skip_graph() -> LayerGraph {
     graph(nodes)
 }
 
+/// `Norm` of zennit_lrp.py: the input normalization is part of the model.
+fn norm_graph() -> LayerGraph {
+    let normalize = Op::Normalize {
+        mean: vec![0.1307],
+        std: vec![0.3081],
+    };
+    graph(vec![
+        node("normalize", normalize, &[INPUT], &[]),
+        node("conv", conv(1, 1), &["normalize"], &WB),
+        node("relu", Op::Relu, &["conv"], &[]),
+        node("pool", pool(false), &["relu"], &[]),
+        node("flatten", Op::Flatten { start: 1, end: -1 }, &["pool"], &[]),
+        node("fc", Op::Linear, &["flatten"], &WB),
+    ])
+}
+
 fn digits_names() -> Vec<String> {
     (0..10).map(|i| i.to_string()).collect()
 }
@@ -218,7 +234,7 @@ fn reference() -> &'static HashMap<String, PathBuf> {
             .iter()
             .flat_map(|e| ["--epsilon".into(), e.to_string()])
             .collect();
-        let kinds: Vec<(String, String, Tensor)> = [("chain", 1u64), ("skip", 2)]
+        let kinds: Vec<(String, String, Tensor)> = [("chain", 1u64), ("skip", 2), ("norm", 3)]
             .iter()
             .map(|(k, seed)| (k.to_string(), k.to_string(), uniform(&[N, 1, 28, 28], *seed)))
             .chain(SHIPPED.iter().map(|p| {
@@ -294,6 +310,13 @@ fn equals_zennit_on_a_conv_pool_batchnorm_linear_chain() {
 fn equals_zennit_on_a_model_with_skip_connections() {
     let dir = &reference()["skip"];
     assert_matches_zennit(&npy_model(skip_graph(), &dir.join("weights")), dir);
+}
+
+/// Relevance passes through input normalization; zᴮ's box `[0, 1]` is normalized with it.
+#[test]
+fn equals_zennit_with_input_normalization_in_the_model() {
+    let dir = &reference()["norm"];
+    assert_matches_zennit(&npy_model(norm_graph(), &dir.join("weights")), dir);
 }
 
 #[test]

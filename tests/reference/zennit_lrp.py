@@ -7,11 +7,13 @@ MODEL is one of
   chain   conv/BN/max-pool/conv(no bias)/BN/avg-pool/flatten/linear/BN1d/leaky ReLU/linear
   skip    a conv stem and two residual blocks (identity and 1x1-projection shortcut, each sum a
           zennit.layer.Sum as zennit's ResNetCanonizer makes it), max and global average pooling
+  norm    input normalization (x - 0.1307) / 0.3081 in the model, then conv/ReLU/max-pool/linear:
+          zennit passes relevance through the normalization and zB gets the normalized bounds
   PATH    a gradviz .safetensors model, mirrored layer for layer by scripts/export_torchscript.py
 
 Each DIR holds x.npy ([N, C, H, W] float32 in [0, 1]) and targets.npy ([N] int64), written by
 the caller. The script writes into DIR:
-  weights/NAME.npy      the model's tensors under their PyTorch names (chain and skip only;
+  weights/NAME.npy      the model's tensors under their PyTorch names (chain, skip, norm;
                         seeded, with non-trivial batch-norm statistics)
   logits.npy            the model's logits
   COMPOSITE.I.npy       zennit's relevance for each composite below and the I-th --epsilon
@@ -37,20 +39,29 @@ from zennit.composites import (
     EpsilonPlusFlat,
 )
 from zennit.layer import Sum
+from zennit.rules import Pass
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-COMPOSITES = {
-    "epsilon-plus": lambda eps: EpsilonPlus(epsilon=eps, canonizers=[SequentialMergeBatchNorm()]),
-    "epsilon-plus-flat": lambda eps: EpsilonPlusFlat(epsilon=eps, canonizers=[SequentialMergeBatchNorm()]),
-    "epsilon-alpha2-beta1": lambda eps: EpsilonAlpha2Beta1(epsilon=eps, canonizers=[SequentialMergeBatchNorm()]),
-    "epsilon-alpha2-beta1-flat": lambda eps: EpsilonAlpha2Beta1Flat(
-        epsilon=eps, canonizers=[SequentialMergeBatchNorm()]
-    ),
-    "epsilon-gamma-box": lambda eps: EpsilonGammaBox(
-        low=0.0, high=1.0, epsilon=eps, gamma=0.25, canonizers=[SequentialMergeBatchNorm()]
-    ),
-}
+MEAN, STD = 0.1307, 0.3081
+
+
+class Normalize(nn.Module):
+    def forward(self, x):
+        return (x - MEAN) / STD
+
+
+def composites(eps, normalized):
+    """Zennit's composites; with input normalization, it passes and zB's box is normalized too."""
+    kw = dict(epsilon=eps, canonizers=[SequentialMergeBatchNorm()], layer_map=[(Normalize, Pass())])
+    low, high = ((0.0 - MEAN) / STD, (1.0 - MEAN) / STD) if normalized else (0.0, 1.0)
+    return {
+        "epsilon-plus": EpsilonPlus(**kw),
+        "epsilon-plus-flat": EpsilonPlusFlat(**kw),
+        "epsilon-alpha2-beta1": EpsilonAlpha2Beta1(**kw),
+        "epsilon-alpha2-beta1-flat": EpsilonAlpha2Beta1Flat(**kw),
+        "epsilon-gamma-box": EpsilonGammaBox(low=low, high=high, gamma=0.25, **kw),
+    }
 
 
 def randomize_batch_norms(model, gen):
@@ -129,6 +140,20 @@ class Skip(nn.Module):
         return self.fc(self.flatten(self.gap(x)))
 
 
+class Norm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.normalize = Normalize()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(4 * 14 * 14, 10)
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.pool(self.relu(self.conv(self.normalize(x))))))
+
+
 def load_gradviz(path):
     spec = importlib.util.spec_from_file_location("export_torchscript", os.path.join(REPO, "scripts/export_torchscript.py"))
     ex = importlib.util.module_from_spec(spec)
@@ -143,9 +168,9 @@ def load_gradviz(path):
 
 
 def make_model(kind, out_dir):
-    if kind in ("chain", "skip"):
+    if kind in ("chain", "skip", "norm"):
         torch.manual_seed(0)
-        model = Chain() if kind == "chain" else Skip()
+        model = {"chain": Chain, "skip": Skip, "norm": Norm}[kind]()
         gen = torch.Generator().manual_seed(1)
         with torch.no_grad():
             randomize_batch_norms(model, gen)
@@ -167,9 +192,9 @@ def run(out_dir, kind, epsilons):
         logits = model(x)
     np.save(os.path.join(out_dir, "logits.npy"), logits.numpy())
     onehot = torch.nn.functional.one_hot(targets, logits.shape[1]).float()
-    for name, make in COMPOSITES.items():
-        for i, eps in enumerate(epsilons):
-            with Gradient(model, make(eps)) as attributor:
+    for i, eps in enumerate(epsilons):
+        for name, composite in composites(eps, kind == "norm").items():
+            with Gradient(model, composite) as attributor:
                 _, rel = attributor(x, attr_output=lambda out: onehot * out)
             np.save(os.path.join(out_dir, f"{name}.{i}.npy"), rel.detach().numpy())
     # the canonizers must have restored the model
