@@ -539,6 +539,44 @@ fn batched_signed_input_shaped_and_weights_untouched() {
     }
 }
 
+/// LRP plugs into the evidence every other method gets: deletion curves and the cascading
+/// randomization check (which re-initializes layers of a copy, so LRP must read the copy's
+/// weights).
+#[test]
+fn fits_the_deletion_curve_and_the_randomization_check() {
+    use gradviz::metrics::{cascading_randomization, deletion_curve, random_ranking, PerturbConfig};
+    use gradviz::saliency::{reduce, Reduce};
+    let m = shipped_mnist();
+    let x = mnist_digits(16);
+    let t = Target::Predicted.resolve(&m, &x).unwrap();
+    let lrp = Lrp::default();
+    let maps = reduce(
+        &lrp.attribute(&m, &x, &Target::Classes(t.clone())).unwrap(),
+        Reduce::Sum,
+    )
+    .unwrap();
+    let cfg = PerturbConfig::default();
+    let by_lrp = deletion_curve(&m, &x, &t, &maps, &cfg).unwrap();
+    let by_chance = deletion_curve(&m, &x, &t, &random_ranking(16, 28, 28, 0), &cfg).unwrap();
+    eprintln!("deletion AUC: LRP {:.3}, random {:.3}", by_lrp.auc, by_chance.auc);
+    assert!(
+        by_lrp.auc < by_chance.auc,
+        "deleting LRP's most relevant pixels first must hurt more"
+    );
+    let steps = cascading_randomization(
+        &m,
+        &lrp,
+        &x.narrow(0, 0, 4),
+        &Target::Classes(t[..4].to_vec()),
+        Reduce::Sum,
+        0,
+    )
+    .unwrap();
+    assert_eq!(steps.len(), 1 + 6, "trained + one step per layer with weights");
+    let last = steps.last().unwrap();
+    assert!(!last.maps.equal(&steps[0].maps) && last.spearman_signed < 0.99);
+}
+
 #[test]
 fn composites_by_layer_name_and_rule_table() {
     let m = shipped_mnist();
