@@ -19,6 +19,7 @@ pub mod exemplars;
 pub mod graph;
 pub mod import;
 pub mod io;
+pub mod lrp;
 pub mod metrics;
 pub mod model;
 pub mod naturalness;

@@ -23,7 +23,7 @@ enum Command {
     Eval(cli::train::EvalArgs),
     /// Optimize inputs for classes or hidden units by gradient ascent (weights frozen).
     Ascend(cli::ascend::AscendArgs),
-    /// Saliency maps of a batch of images: gradient, input × gradient, SmoothGrad, IG, Grad-CAM.
+    /// Saliency maps of a batch of images: gradient, input × gradient, SmoothGrad, IG, Grad-CAM, LRP.
     Saliency(cli::saliency::SaliencyArgs),
     /// The class of each image (files, directories, globs), prepared like the training data.
     Predict(cli::predict::PredictArgs),

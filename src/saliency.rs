@@ -152,7 +152,7 @@ pub trait Attribution {
 // shared machinery
 
 /// Checks an input batch and resolves its targets.
-fn prepare(model: &dyn Classifier, inputs: &Tensor, target: &Target) -> Result<Vec<i64>> {
+pub(crate) fn prepare(model: &dyn Classifier, inputs: &Tensor, target: &Target) -> Result<Vec<i64>> {
     model.check_input(inputs)?;
     ensure!(inputs.size()[0] > 0, "the input batch is empty");
     check_finite(inputs, "the input batch")?;
@@ -165,7 +165,7 @@ fn ensure_batch(batch: i64, what: &str) -> Result<()> {
 }
 
 /// `(start, len)` chunks covering `0..n`.
-fn chunks(n: i64, size: i64) -> impl Iterator<Item = (i64, i64)> {
+pub(crate) fn chunks(n: i64, size: i64) -> impl Iterator<Item = (i64, i64)> {
     (0..n)
         .step_by(size.max(1) as usize)
         .map(move |s| (s, size.min(n - s)))

@@ -3,6 +3,7 @@
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use gradviz::data::{self, DatasetName};
+use gradviz::lrp::{Composite, Lrp};
 use gradviz::model;
 use gradviz::plot::saliency::{batch_grid, saliency_rows, ImageLabels, SaliencyStyle};
 use gradviz::preprocess::Preprocess;
@@ -20,6 +21,8 @@ pub enum Method {
     Smoothgrad,
     IntegratedGradients,
     GradCam,
+    /// Layer-wise relevance propagation with --composite and --epsilon.
+    Lrp,
 }
 
 #[derive(Args)]
@@ -69,6 +72,13 @@ pub struct SaliencyArgs {
     /// Grad-CAM: the layer (default: the last conv layer).
     #[arg(long)]
     layer: Option<String>,
+    /// LRP: epsilon-plus, epsilon-plus-flat, epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat
+    /// or epsilon-gamma-box (Zennit's composites).
+    #[arg(long, default_value = "epsilon-plus-flat")]
+    composite: String,
+    /// LRP: ε of the dense layers' ε rule.
+    #[arg(long, default_value_t = 1e-6)]
+    epsilon: f64,
     /// Images (or path points / noisy samples) per forward-backward pass.
     #[arg(long, default_value_t = 256)]
     batch: i64,
@@ -186,6 +196,17 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
                 layer,
                 score: a.score,
                 relu: true,
+                batch: a.batch,
+            })
+        }
+        Method::Lrp => {
+            ensure!(
+                a.score == Score::Logit,
+                "LRP explains the logit (--score logit): a {} is not a sum of per-pixel contributions",
+                a.score
+            );
+            Box::new(Lrp {
+                composite: Composite::named(&a.composite, a.epsilon)?,
                 batch: a.batch,
             })
         }
