@@ -63,7 +63,7 @@ fn every_layer_type_and_option_matches_keras_in_both_formats() {
     let oks = run_group("layers");
     assert_checked(
         &oks,
-        84,
+        92,
         &[
             "conv_same_stride2_odd_input.h5",
             "conv_groups.keras",
@@ -72,6 +72,7 @@ fn every_layer_type_and_option_matches_keras_in_both_formats() {
             "batch_norm_dense.h5",
             "reshape_image_to_image.keras",
             "rescaling_255.h5",
+            "normalization_adapted.h5",
         ],
     );
 }
@@ -121,6 +122,7 @@ fn unsupported_models_and_bad_files_are_clear_errors() {
         22,
         &[
             "unsupported LSTM",
+            "a Lambda layer",
             "a skip connection",
             "a truncated .keras",
             "a truncated .h5",

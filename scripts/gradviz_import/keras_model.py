@@ -41,6 +41,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -194,18 +195,6 @@ class SoftShrink(nn.Module):
         return self.relu(x + -self.threshold) + self.relu(x * -1.0 + -self.threshold) * -1.0
 
 
-class Celu(nn.Module):
-    """y = α · elu(x/α): x above 0, α(exp(x/α) − 1) below."""
-
-    def __init__(self, alpha: float):
-        super().__init__()
-        self.alpha = float(alpha)
-        self.elu = nn.ELU(1.0)
-
-    def forward(self, x):
-        return self.elu(x * (1.0 / self.alpha)) * self.alpha
-
-
 # --------------------------------------------------------------------------------------------
 # Reading the file
 # --------------------------------------------------------------------------------------------
@@ -261,7 +250,9 @@ def _keras_zip_version(path: str) -> str | None:
                 )
             bad = z.testzip()
             if bad is not None:
-                raise KerasImportError(f"{path}: corrupt .keras archive ({bad} fails its CRC check)")
+                raise KerasImportError(
+                    f"{path}: corrupt .keras archive ({bad} fails its CRC check)"
+                )
             meta = json.loads(z.read("metadata.json")) if "metadata.json" in names else {}
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
         raise KerasImportError(f"{path}: corrupt or truncated .keras archive ({e})") from None
@@ -281,7 +272,9 @@ def _h5_version(path: str) -> str | None:
                         f"{path} holds weights only (from save_weights), no model: "
                         "save the whole model with model.save(...)"
                     )
-                raise KerasImportError(f"{path} is an HDF5 file but not a Keras model (no model_config)")
+                raise KerasImportError(
+                    f"{path} is an HDF5 file but not a Keras model (no model_config)"
+                )
             version = f.attrs.get("keras_version")
     except OSError as e:
         raise KerasImportError(f"{path}: corrupt or truncated HDF5 file ({e})") from None
@@ -299,7 +292,9 @@ def _load(path: str, fmt: str):
         if source != path:
             os.symlink(os.path.abspath(path), source)
         try:
-            return keras.saving.load_model(source, compile=False, safe_mode=True)
+            with warnings.catch_warnings():  # legacy configs: "input_shape" and "alpha" are deprecated
+                warnings.simplefilter("ignore", UserWarning)
+                return keras.saving.load_model(source, compile=False, safe_mode=True)
         except Exception as e:  # keras raises many types; all mean "cannot load"
             first = (str(e).strip().splitlines() or [""])[0]
             raise KerasImportError(
@@ -349,11 +344,13 @@ def _chain(model) -> tuple[str | None, list]:
     """The model's input layer name and its other layers in forward order, if they form a chain."""
     cls = type(model).__name__
     cfg = model.get_config()
-    if cls == "Sequential":
+    if isinstance(model, _keras().Sequential):
         first = (cfg.get("layers") or [{}])[0]
-        input_name = first.get("config", {}).get("name") if first.get("class_name") == "InputLayer" else None
+        input_name = (
+            first.get("config", {}).get("name") if first.get("class_name") == "InputLayer" else None
+        )
         return input_name, list(model.layers)
-    if "input_layers" not in cfg or "layers" not in cfg:
+    if not all(k in cfg for k in ("input_layers", "output_layers", "layers")):
         raise KerasImportError(
             f"model '{model.name}' ({cls}) is a subclassed model; gradviz imports Sequential "
             "models and Functional models that form a chain"
@@ -362,22 +359,28 @@ def _chain(model) -> tuple[str | None, list]:
 
 
 def _functional_chain(model, cfg) -> tuple[str, list]:
-    def refs(spec):
-        return [r for r in (spec.get("input_layers"), spec.get("output_layers")) if r is not None]
+    def triples(v):  # one input is ["name", 0, 0], several are a list of those
+        return [v] if v and isinstance(v[0], str) else list(v)
 
-    ins, outs = refs(cfg)
-    ins = ins if isinstance(ins[0], list) else [ins]
-    outs = outs if isinstance(outs[0], list) else [outs]
+    ins, outs = triples(cfg["input_layers"]), triples(cfg["output_layers"])
     if len(ins) != 1:
-        raise KerasImportError(f"model '{model.name}' has {len(ins)} inputs; gradviz imports models with one image input")
+        raise KerasImportError(
+            f"model '{model.name}' has {len(ins)} inputs; gradviz imports models with one image "
+            "input"
+        )
     if len(outs) != 1:
-        raise KerasImportError(f"model '{model.name}' has {len(outs)} outputs; gradviz imports models with one output")
+        raise KerasImportError(
+            f"model '{model.name}' has {len(outs)} outputs; gradviz imports models with one output"
+        )
     consumers: dict[str, list[str]] = {spec["name"]: [] for spec in cfg["layers"]}
     for spec in cfg["layers"]:
         nodes = spec.get("inbound_nodes", [])
         where = f"layer '{spec['name']}' ({spec['class_name']})"
         if len(nodes) > 1:
-            raise KerasImportError(f"{where} is called {len(nodes)} times (a shared layer); gradviz imports chains only")
+            raise KerasImportError(
+                f"{where} is called {len(nodes)} times (a shared layer); gradviz imports chains "
+                "only"
+            )
         sources = [name for node in nodes for name in _history(node)]
         if spec["class_name"] != "InputLayer" and len(sources) != 1:
             raise KerasImportError(
@@ -393,17 +396,21 @@ def _functional_chain(model, cfg) -> tuple[str, list]:
             layer = model.get_layer(current)
             raise KerasImportError(
                 f"the output of layer '{current}' ({type(layer).__name__}) goes to {len(nxt)} "
-                f"layers ({', '.join(nxt)}): a branch; gradviz imports models whose layers form a chain"
+                f"layers ({', '.join(nxt)}): a branch; gradviz imports models whose layers form a "
+                "chain"
             )
         if not nxt:
             break
         current = nxt[0]
         order.append(current)
     if current != outs[0][0] or len(order) + 1 != len(cfg["layers"]):
-        off = [s["name"] for s in cfg["layers"] if s["name"] not in order and s["name"] != ins[0][0]]
+        off = [
+            s["name"] for s in cfg["layers"] if s["name"] not in order and s["name"] != ins[0][0]
+        ]
         raise KerasImportError(
             f"model '{model.name}': layers {off or [current]} are not on the chain from the input "
-            f"'{ins[0][0]}' to the output '{outs[0][0]}'; gradviz imports models whose layers form a chain"
+            f"'{ins[0][0]}' to the output '{outs[0][0]}'; gradviz imports models whose layers form "
+            "a chain"
         )
     return ins[0][0], [model.get_layer(n) for n in order]
 
@@ -416,8 +423,17 @@ def _describe(keras_layer) -> _Layer:
     except (AttributeError, ValueError) as e:
         raise KerasImportError(f"{where} has no known input/output shape ({e})") from None
     if not isinstance(in_shape, tuple) or not isinstance(out_shape, tuple):
-        raise KerasImportError(f"{where} has {len(in_shape)} inputs or outputs; gradviz imports chains only")
-    return _Layer(keras_layer, keras_layer.name, cls, keras_layer.get_config(), _shape(in_shape), _shape(out_shape))
+        raise KerasImportError(
+            f"{where} has {len(in_shape)} inputs or outputs; gradviz imports chains only"
+        )
+    return _Layer(
+        keras_layer,
+        keras_layer.name,
+        cls,
+        keras_layer.get_config(),
+        _shape(in_shape),
+        _shape(out_shape),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,7 +456,9 @@ def _array(variable, where: str, role: str) -> torch.Tensor:
     keras = _keras()
     a = np.asarray(keras.ops.convert_to_numpy(variable))
     if a.dtype.kind != "f":
-        raise KerasImportError(f"{where}: its {role} is {a.dtype} (a quantized layer?); gradviz imports float weights")
+        raise KerasImportError(
+            f"{where}: its {role} is {a.dtype} (a quantized layer?); gradviz imports float weights"
+        )
     t = torch.from_numpy(np.array(a, dtype=np.float32))
     if not torch.isfinite(t).all():
         raise KerasImportError(f"{where}: its {role} holds NaN or infinite values")
@@ -450,11 +468,13 @@ def _array(variable, where: str, role: str) -> torch.Tensor:
 def _check_channels_last(layer: _Layer):
     fmt = layer.cfg.get("data_format", "channels_last")
     if fmt not in (None, "channels_last"):
-        raise KerasImportError(f"{layer.where()} uses data_format='{fmt}'; gradviz imports channels_last models")
+        raise KerasImportError(
+            f"{layer.where()} uses data_format='{fmt}'; gradviz imports channels_last models"
+        )
 
 
 def _to_torch_dim(axis: int, rank: int) -> int:
-    """A Keras axis of a rank-`rank` tensor (batch included) → the dimension in gradviz' layout."""
+    """A Keras axis of a rank-`rank` tensor (batch included) → the dimension in gradviz's layout."""
     axis = axis % rank
     if rank == 4:
         return {0: 0, 1: 2, 2: 3, 3: 1}[axis]
@@ -520,14 +540,18 @@ def _activation_name(fn, where: str) -> str | None:
         return name
     if isinstance(fn, keras.layers.Layer):
         return None
-    raise KerasImportError(f"{where} has a custom activation ({fn!r}); gradviz imports Keras' built-in activations")
+    raise KerasImportError(
+        f"{where} has a custom activation ({fn!r}); gradviz imports Keras' built-in activations"
+    )
 
 
 def _activation(fn, where: str, ctx: _Context, softmax_dim: int) -> nn.Module | None:
     """The torch module of a layer's `activation` argument (None for "linear")."""
     name = _activation_name(fn, where)
     if name is None:  # e.g. activation=keras.layers.LeakyReLU(0.1)
-        return _activation_layer(_Layer(fn, fn.name, type(fn).__name__, fn.get_config(), (), ()), ctx, softmax_dim)
+        return _activation_layer(
+            _Layer(fn, fn.name, type(fn).__name__, fn.get_config(), (), ()), ctx, softmax_dim
+        )
     return _named_activation(name, where, ctx, softmax_dim)
 
 
@@ -539,12 +563,17 @@ def _named_activation(name: str, where: str, ctx: _Context, softmax_dim: int) ->
     if name == "log_softmax":
         return nn.LogSoftmax(dim=softmax_dim)
     if name == "hard_sigmoid" and ctx.legacy_tf2:
-        ctx.note("'hard_sigmoid' follows tf.keras 2, clip(0.2·x + 0.5, 0, 1), as the file was written by Keras 2")
+        ctx.note(
+            "'hard_sigmoid' follows tf.keras 2, clip(0.2·x + 0.5, 0, 1), as the file was written "
+            "by Keras 2"
+        )
         return LegacyHardSigmoid()
     if name in _SIMPLE_ACTIVATIONS:
         return _SIMPLE_ACTIVATIONS[name]()
     why = _NO_EQUIVALENT.get(name, "it is not a known Keras activation")
-    raise KerasImportError(f"{where}: activation '{name}' has no equivalent in gradviz's layer graph ({why})")
+    raise KerasImportError(
+        f"{where}: activation '{name}' has no equivalent in gradviz's layer graph ({why})"
+    )
 
 
 def _relu(layer: _Layer) -> nn.Module:
@@ -569,7 +598,9 @@ def _relu(layer: _Layer) -> nn.Module:
     return nn.ReLU6() if max_value == 6.0 else ClippedReLU(max_value)
 
 
-def _activation_layer(layer: _Layer, ctx: _Context, softmax_dim: int | None = None) -> nn.Module | None:
+def _activation_layer(
+    layer: _Layer, ctx: _Context, softmax_dim: int | None = None
+) -> nn.Module | None:
     """Activation, ReLU, LeakyReLU, ELU and Softmax layers."""
     c = layer.cfg
     rank = len(layer.in_shape) + 1
@@ -586,7 +617,9 @@ def _activation_layer(layer: _Layer, ctx: _Context, softmax_dim: int | None = No
         axis = c.get("axis", -1)
         if isinstance(axis, (list, tuple)):
             if len(axis) != 1:
-                raise KerasImportError(f"{layer.where()}: softmax over several axes {axis} is not supported")
+                raise KerasImportError(
+                    f"{layer.where()}: softmax over several axes {axis} is not supported"
+                )
             axis = axis[0]
         dim = softmax_dim if softmax_dim is not None else _to_torch_dim(int(axis), rank)
         return nn.Softmax(dim=dim)
@@ -613,26 +646,37 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
 
 
-def _conv_padding(layer: _Layer, kernel, strides, dilation) -> tuple[nn.Module | None, tuple[int, int]]:
+def _conv_padding(
+    layer: _Layer, kernel, strides, dilation
+) -> tuple[nn.Module | None, tuple[int, int]]:
     """(explicit zero padding or None, the conv's own symmetric padding)."""
     if layer.cfg.get("padding", "valid") == "valid":
         return None, (0, 0)
     if layer.cfg["padding"] != "same":
-        raise KerasImportError(f"{layer.where()}: padding='{layer.cfg['padding']}' is not supported")
+        raise KerasImportError(
+            f"{layer.where()}: padding='{layer.cfg['padding']}' is not supported"
+        )
     h, w = layer.in_shape[0], layer.in_shape[1]
-    (t, b), (l, r) = (_same_padding(h, kernel[0], strides[0], dilation[0]), _same_padding(w, kernel[1], strides[1], dilation[1]))
+    (t, b), (l, r) = (
+        _same_padding(h, kernel[0], strides[0], dilation[0]),
+        _same_padding(w, kernel[1], strides[1], dilation[1]),
+    )
     if t == b and l == r:
         return None, (t, l)
     return nn.ZeroPad2d((l, r, t, b)), (0, 0)
 
 
-def _conv2d_parts(layer: _Layer, kernel: torch.Tensor, bias, groups: int, name: str = "conv") -> list:
+def _conv2d_parts(
+    layer: _Layer, kernel: torch.Tensor, bias, groups: int, name: str = "conv"
+) -> list:
     """[("pad", nn.ZeroPad2d) when "same" is asymmetric, (name, nn.Conv2d)] from a Keras kernel
     [kh, kw, in/groups, out] (torch wants [out, in/groups, kh, kw])."""
     kh, kw, cin_g, cout = kernel.shape
     strides, dilation = _pair(layer.cfg.get("strides", 1)), _pair(layer.cfg.get("dilation_rate", 1))
     pad, padding = _conv_padding(layer, (kh, kw), strides, dilation)
-    conv = nn.Conv2d(cin_g * groups, cout, (kh, kw), strides, padding, dilation, groups, bias=bias is not None)
+    conv = nn.Conv2d(
+        cin_g * groups, cout, (kh, kw), strides, padding, dilation, groups, bias=bias is not None
+    )
     with torch.no_grad():
         conv.weight.copy_(kernel.permute(3, 2, 0, 1))
         if bias is not None:
@@ -651,7 +695,9 @@ def _with_activation(layer: _Layer, ctx: _Context, body: list, softmax_dim: int)
 
 
 def _bias(layer: _Layer):
-    return _array(layer.obj.bias, layer.where(), "bias") if layer.cfg.get("use_bias", True) else None
+    return (
+        _array(layer.obj.bias, layer.where(), "bias") if layer.cfg.get("use_bias", True) else None
+    )
 
 
 def _conv2d(layer: _Layer, ctx: _Context) -> nn.Module:
@@ -679,7 +725,9 @@ def _depthwise_conv2d(layer: _Layer, ctx: _Context) -> nn.Module:
 def _separable_conv2d(layer: _Layer, ctx: _Context) -> nn.Module:
     """y = act(pointwise_1x1(depthwise(x)) + bias)."""
     _check_channels_last(layer)
-    depthwise, groups = _depthwise_kernel(_array(layer.obj.depthwise_kernel, layer.where(), "depthwise kernel"))
+    depthwise, groups = _depthwise_kernel(
+        _array(layer.obj.depthwise_kernel, layer.where(), "depthwise kernel")
+    )
     pointwise = _array(layer.obj.pointwise_kernel, layer.where(), "pointwise kernel")
     bias = _bias(layer)
     pw = nn.Conv2d(pointwise.shape[2], pointwise.shape[3], 1, bias=bias is not None)
@@ -702,7 +750,11 @@ def _dense(layer: _Layer, ctx: _Context) -> nn.Module:
             linear.bias.copy_(bias)
     if len(layer.in_shape) == 3:  # a Dense over the channels of an image: apply it in NHWC
         inner = _with_activation(layer, ctx, [("linear", linear)], -1)
-        return nn.Sequential(OrderedDict([("to_nhwc", ToChannelsLast()), ("dense", inner), ("to_nchw", ToChannelsFirst())]))
+        return nn.Sequential(
+            OrderedDict(
+                [("to_nhwc", ToChannelsLast()), ("dense", inner), ("to_nchw", ToChannelsFirst())]
+            )
+        )
     return _with_activation(layer, ctx, [("linear", linear)], -1)
 
 
@@ -720,9 +772,15 @@ def _batch_norm(layer: _Layer, ctx: _Context) -> nn.Module:
         raise KerasImportError(f"{layer.where()}: batch renormalization is not supported")
     o = layer.obj
     where = layer.where()
-    mean, var = _array(o.moving_mean, where, "moving mean"), _array(o.moving_variance, where, "moving variance")
-    gamma = _array(o.gamma, where, "gamma") if layer.cfg.get("scale", True) else torch.ones_like(mean)
-    beta = _array(o.beta, where, "beta") if layer.cfg.get("center", True) else torch.zeros_like(mean)
+    mean, var = _array(o.moving_mean, where, "moving mean"), _array(
+        o.moving_variance, where, "moving variance"
+    )
+    gamma = (
+        _array(o.gamma, where, "gamma") if layer.cfg.get("scale", True) else torch.ones_like(mean)
+    )
+    beta = (
+        _array(o.beta, where, "beta") if layer.cfg.get("center", True) else torch.zeros_like(mean)
+    )
     eps = float(layer.cfg.get("epsilon", 1e-3))
     bn = (nn.BatchNorm2d if rank == 4 else nn.BatchNorm1d)(mean.shape[0], eps=eps)
     with torch.no_grad():
@@ -730,6 +788,29 @@ def _batch_norm(layer: _Layer, ctx: _Context) -> nn.Module:
         bn.bias.copy_(beta)
         bn.running_mean.copy_(mean)
         bn.running_var.copy_(var)
+    return bn.eval()
+
+
+def _normalization(layer: _Layer, ctx: _Context) -> nn.Module:
+    """Keras Normalization: y = (x − mean) / max(sqrt(variance), 1e-7) per channel, which is
+    an affine-free batch norm with ε = 0 once the variance is at least 1e-14."""
+    if layer.cfg.get("invert"):
+        raise KerasImportError(f"{layer.where()}: invert=True is not supported")
+    rank = len(layer.in_shape) + 1
+    axis = layer.cfg.get("axis", -1)
+    axis = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,) if axis is not None else ()
+    if rank not in (2, 4) or any(a % rank != rank - 1 for a in axis):
+        raise KerasImportError(
+            f"{layer.where()}: normalizes axis {layer.cfg.get('axis')} of a rank-{rank} tensor; "
+            "gradviz imports per-channel normalization"
+        )
+    channels = int(layer.in_shape[-1])
+    mean = _array(layer.obj.mean, layer.where(), "mean").reshape(-1).expand(channels)
+    var = _array(layer.obj.variance, layer.where(), "variance").reshape(-1).expand(channels)
+    bn = (nn.BatchNorm2d if rank == 4 else nn.BatchNorm1d)(channels, eps=0.0, affine=False)
+    with torch.no_grad():
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var.clamp_min(1e-14))
     return bn.eval()
 
 
@@ -763,13 +844,20 @@ def _pool_args(layer: _Layer) -> dict:
         pads = (_same_padding(h, k[0], s[0]), _same_padding(w, k[1], s[1]))
         want = (-(-h // s[0]), -(-w // s[1]))
     else:
-        raise KerasImportError(f"{layer.where()}: padding='{layer.cfg['padding']}' is not supported")
+        raise KerasImportError(
+            f"{layer.where()}: padding='{layer.cfg['padding']}' is not supported"
+        )
     p = (pads[0][0], pads[1][0])
     for ceil_mode in (False, True):
-        got = (_torch_pool_size(h, k[0], s[0], p[0], ceil_mode), _torch_pool_size(w, k[1], s[1], p[1], ceil_mode))
+        got = (
+            _torch_pool_size(h, k[0], s[0], p[0], ceil_mode),
+            _torch_pool_size(w, k[1], s[1], p[1], ceil_mode),
+        )
         if got == want:
             asymmetric = any(a != b for a, b in pads)
-            return dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil_mode, asymmetric=asymmetric)
+            return dict(
+                kernel_size=k, stride=s, padding=p, ceil_mode=ceil_mode, asymmetric=asymmetric
+            )
     raise KerasImportError(
         f"{layer.where()}: 'same' pooling {k} with strides {s} pads {pads} (only after the image "
         "for an even pool size with stride 1); PyTorch pools pad both sides and gradviz's layer "
@@ -787,14 +875,25 @@ def _avg_pool(layer: _Layer, ctx: _Context) -> nn.Module:
     if a["asymmetric"]:
         ctx.note(
             f"{layer.where()}: 'same' average pooling leaves the padding out of the count, as "
-            "TensorFlow and JAX do (Keras 3.15 on torch replicates edge pixels: keras-team/keras#23233)"
+            "TensorFlow and JAX do (Keras 3.15 on torch replicates edge pixels: "
+            "keras-team/keras#23233)"
         )
-    return nn.AvgPool2d(a["kernel_size"], a["stride"], a["padding"], ceil_mode=a["ceil_mode"], count_include_pad=False)
+    return nn.AvgPool2d(
+        a["kernel_size"],
+        a["stride"],
+        a["padding"],
+        ceil_mode=a["ceil_mode"],
+        count_include_pad=False,
+    )
 
 
 def _global_pool(layer: _Layer, ctx: _Context) -> nn.Module:
     _check_channels_last(layer)
-    pool = nn.AdaptiveAvgPool2d((1, 1)) if layer.cls.startswith("GlobalAverage") else nn.AdaptiveMaxPool2d((1, 1))
+    pool = (
+        nn.AdaptiveAvgPool2d((1, 1))
+        if layer.cls.startswith("GlobalAverage")
+        else nn.AdaptiveMaxPool2d((1, 1))
+    )
     if layer.cfg.get("keepdims", False):
         return pool
     return nn.Sequential(OrderedDict([("pool", pool), ("flatten", nn.Flatten(1))]))
@@ -807,7 +906,9 @@ def _flatten(layer: _Layer, ctx: _Context) -> nn.Module:
             f"{layer.where()} flattens in Keras' (height, width, channel) order: it permutes "
             "NCHW to NHWC first, so its output and the next layer's weights are Keras' own"
         )
-        return nn.Sequential(OrderedDict([("to_nhwc", ToChannelsLast()), ("flatten", nn.Flatten(1))]))
+        return nn.Sequential(
+            OrderedDict([("to_nhwc", ToChannelsLast()), ("flatten", nn.Flatten(1))])
+        )
     return nn.Flatten(1)
 
 
@@ -815,7 +916,9 @@ def _reshape(layer: _Layer, ctx: _Context) -> nn.Module:
     """Keras reshapes in its own layout: NCHW → NHWC, reshape, and back to NCHW when 4-D."""
     target = tuple(int(d) for d in layer.out_shape)
     if any(d is None or d < 0 for d in layer.out_shape):
-        raise KerasImportError(f"{layer.where()}: output shape {layer.out_shape} is not fully known")
+        raise KerasImportError(
+            f"{layer.where()}: output shape {layer.out_shape} is not fully known"
+        )
     parts = []
     if len(layer.in_shape) == 3:
         parts.append(("to_nhwc", ToChannelsLast()))
@@ -839,7 +942,10 @@ def _scalar(layer: _Layer, key: str) -> float:
         v = v.get("config", {}).get("value", v)
     a = np.asarray(v, dtype=np.float64)
     if a.size != 1:
-        raise KerasImportError(f"{layer.where()}: a per-channel {key} {a.tolist()} is not supported (only a single number)")
+        raise KerasImportError(
+            f"{layer.where()}: a per-channel {key} {a.tolist()} is not supported (only a single "
+            "number)"
+        )
     return float(a.reshape(()))
 
 
@@ -855,10 +961,23 @@ def _zero_padding(layer: _Layer, ctx: _Context) -> nn.Module:
 
 # Identity at inference (Keras calls them with training=False).
 _IDENTITY = {
-    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
-    "GaussianNoise", "AlphaDropout", "ActivityRegularization",
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "SpatialDropout3D",
+    "GaussianDropout",
+    "GaussianNoise",
+    "AlphaDropout",
+    "ActivityRegularization",
 }
-_AUGMENTATION = {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness"}
+_AUGMENTATION = {
+    "RandomFlip",
+    "RandomRotation",
+    "RandomZoom",
+    "RandomTranslation",
+    "RandomContrast",
+    "RandomBrightness",
+}
 
 _CONVERTERS = {
     "Conv2D": _conv2d,
@@ -874,14 +993,18 @@ _CONVERTERS = {
     "Reshape": _reshape,
     "Rescaling": _rescaling,
     "ZeroPadding2D": _zero_padding,
-    "Activation": lambda l, c: _activation_layer(l, c),
-    "ReLU": lambda l, c: _activation_layer(l, c),
-    "LeakyReLU": lambda l, c: _activation_layer(l, c),
-    "ELU": lambda l, c: _activation_layer(l, c),
-    "Softmax": lambda l, c: _activation_layer(l, c),
+    "Normalization": _normalization,
+    "Activation": _activation_layer,
+    "ReLU": _activation_layer,
+    "LeakyReLU": _activation_layer,
+    "ELU": _activation_layer,
+    "Softmax": _activation_layer,
 }
 
-SUPPORTED_LAYERS = sorted(set(_CONVERTERS) | _IDENTITY | _AUGMENTATION | {"InputLayer", "Sequential", "Functional"})
+SUPPORTED = (
+    ", ".join(sorted(_CONVERTERS))
+    + ", dropout and noise layers, augmentation layers (identity at inference), and models made of these"
+)
 
 
 def _convert_layer(layer: _Layer, ctx: _Context) -> nn.Module:
@@ -890,13 +1013,11 @@ def _convert_layer(layer: _Layer, ctx: _Context) -> nn.Module:
     if layer.cls in _AUGMENTATION:
         ctx.note(f"{layer.where()} is a training-time augmentation: identity at inference")
         return nn.Identity()
-    if layer.cls in ("Sequential", "Functional"):
+    if isinstance(layer.obj, _keras().Model):
         return _convert_nested(layer.obj, ctx)
     convert = _CONVERTERS.get(layer.cls)
     if convert is None:
-        raise KerasImportError(
-            f"{layer.where()} is not supported; gradviz imports these layers: {', '.join(SUPPORTED_LAYERS)}"
-        )
+        raise KerasImportError(f"{layer.where()} is not supported; gradviz imports {SUPPORTED}")
     module = convert(layer, ctx)
     return module if module is not None else nn.Identity()
 
@@ -905,7 +1026,11 @@ def _convert_nested(model, ctx: _Context) -> nn.Module:
     """A model used as a layer (e.g. a data augmentation Sequential): its layers as children."""
     _, chain = _chain(model)
     taken: set = set()
-    return nn.Sequential(OrderedDict((_child_name(l.name, taken, ctx), _convert_layer(_describe(l), ctx)) for l in chain))
+    return nn.Sequential(
+        OrderedDict(
+            (_child_name(l.name, taken, ctx), _convert_layer(_describe(l), ctx)) for l in chain
+        )
+    )
 
 
 def _child_name(name: str, taken: set, ctx: _Context) -> str:
@@ -914,7 +1039,10 @@ def _child_name(name: str, taken: set, ctx: _Context) -> str:
     while safe in taken or hasattr(nn.Sequential, safe):
         safe += "_"
     if safe != name:
-        ctx.note(f"layer '{name}' is the child '{safe}' (PyTorch module names cannot contain '.' or shadow attributes)")
+        ctx.note(
+            f"layer '{name}' is the child '{safe}' (PyTorch module names cannot contain '.' or "
+            "shadow attributes)"
+        )
     taken.add(safe)
     return safe
 
@@ -967,12 +1095,19 @@ def _plan_output(chain: list, ctx: _Context) -> tuple[list, bool, bool]:
 def _default_range(chain: list, ctx: _Context) -> tuple[float, float]:
     """[0, 255] when the first computing layer is Rescaling by 1/255 (or 1/127.5), else [0, 1]."""
     for layer in chain:
-        if layer.cls in _IDENTITY or layer.cls in _AUGMENTATION or layer.cls in ("Sequential", "Functional"):
+        if (
+            layer.cls in _IDENTITY
+            or layer.cls in _AUGMENTATION
+            or isinstance(layer.obj, _keras().Model)
+        ):
             continue
         if layer.cls == "Rescaling":
             scale = abs(_scalar(layer, "scale"))
             if any(math.isclose(scale, f, rel_tol=1e-3) for f in (1 / 255, 2 / 255)):
-                ctx.note(f"{layer.where()} multiplies by {scale:.6g}, so the model expects pixels in [0, 255]")
+                ctx.note(
+                    f"{layer.where()} multiplies by {scale:.6g}, so the model expects pixels in "
+                    "[0, 255]"
+                )
                 return 0.0, 255.0
         break
     return 0.0, 1.0
@@ -982,19 +1117,28 @@ def _check_range(input_range) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in input_range)
     except (TypeError, ValueError):
-        raise KerasImportError(f"input_range must be two numbers (lo, hi), got {input_range!r}") from None
+        raise KerasImportError(
+            f"input_range must be two numbers (lo, hi), got {input_range!r}"
+        ) from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise KerasImportError(f"input_range must be finite with lo < hi, got {input_range!r}")
     return lo, hi
 
 
-def _input_child(model, input_name: str | None, rng: tuple[float, float], ctx: _Context) -> tuple[list, list]:
+def _input_child(
+    model, input_name: str | None, rng: tuple[float, float], ctx: _Context
+) -> tuple[list, list]:
     """gradviz input [N, C, H, W] in [0, 1] → the Keras input: (input shape [C, H, W], named
     modules of the input layer's child, empty when the two are the same)."""
-    shape = _shape(model.input_shape if not isinstance(model.input_shape, list) else model.input_shape[0])
+    shape = _shape(
+        model.input_shape if not isinstance(model.input_shape, list) else model.input_shape[0]
+    )
     where = f"input layer '{input_name or 'input'}'"
     if any(d is None for d in shape):
-        raise KerasImportError(f"{where}: the input shape {shape} has unknown dimensions; gradviz needs a fixed image size")
+        raise KerasImportError(
+            f"{where}: the input shape {shape} has unknown dimensions; gradviz needs a fixed image "
+            "size"
+        )
     parts = []
     if len(shape) == 3:
         c_h_w = [int(shape[2]), int(shape[0]), int(shape[1])]
@@ -1008,7 +1152,10 @@ def _input_child(model, input_name: str | None, rng: tuple[float, float], ctx: _
         )
     lo, hi = rng
     if (lo, hi) != (0.0, 1.0):
-        ctx.note(f"the input layer '{input_name or 'input'}' maps gradviz's [0, 1] to the model's [{lo:g}, {hi:g}]")
+        ctx.note(
+            f"the input layer '{input_name or 'input'}' maps gradviz's [0, 1] to the model's "
+            f"[{lo:g}, {hi:g}]"
+        )
         parts.insert(0, ("range", Scale(hi - lo, lo)))
     return c_h_w, parts
 
@@ -1018,7 +1165,9 @@ def _input_child(model, input_name: str | None, rng: tuple[float, float], ctx: _
 # --------------------------------------------------------------------------------------------
 
 
-def keras_to_torch(path: str, input_range: tuple[float, float] | None = None) -> tuple[torch.nn.Module, dict]:
+def keras_to_torch(
+    path: str, input_range: tuple[float, float] | None = None
+) -> tuple[torch.nn.Module, dict]:
     """Rebuilds a Keras classifier (Keras 3 `.keras`, or legacy tf.keras 2 `.h5`) as an eager
     PyTorch module, reading it with keras on the torch backend (KERAS_BACKEND=torch) and h5py.
 
@@ -1042,7 +1191,9 @@ def keras_to_torch(path: str, input_range: tuple[float, float] | None = None) ->
     chain = [_describe(l) for l in chain]
     out_shape = chain[-1].out_shape
     if len(out_shape) != 1:
-        raise KerasImportError(f"{path}: the model outputs shape {out_shape}, not a vector of class scores")
+        raise KerasImportError(
+            f"{path}: the model outputs shape {out_shape}, not a vector of class scores"
+        )
     chain, softmax_removed, probabilities = _plan_output(chain, ctx)
     rng = _check_range(input_range) if input_range is not None else _default_range(chain, ctx)
     if input_range is not None:
