@@ -22,11 +22,12 @@ case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac
 TORCH_VERSION="2.13.0"
 # Every spec is checked by venv_ok; "name==version" pins are checked exactly.
 #  - keras + h5py read users' .keras/.h5 models (`gradviz import`, keras on the torch backend).
+#    keras is pinned: scripts/train_keras_mnist.py reproduces models/keras_mnist_cnn.keras with it.
 #  - zennit (LRP) and captum are references in tests and benchmarks. zennit 1.0.0 declares
 #    Requires-Python >=3.11.11 although it runs on the machine's 3.11.7, hence
 #    --ignore-requires-python; torchvision (a zennit dependency) is pinned to the release
 #    built for torch 2.13, or pip would upgrade torch.
-PY_PKGS=(numpy nbconvert nbclient jupyter_client ipykernel keras h5py captum
+PY_PKGS=(numpy nbconvert nbclient jupyter_client ipykernel "keras==3.15.1" h5py captum
          "torchvision==0.28.0" "zennit==1.0.0")
 VENV="$REPO/.venv"
 VPY="$VENV/bin/python"
