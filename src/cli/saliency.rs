@@ -2,7 +2,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
-use gradviz::data::{self, DatasetName};
+use gradviz::data::DatasetName;
 use gradviz::model;
 use gradviz::plot::saliency::{batch_grid, saliency_rows, ImageLabels, SaliencyStyle};
 use gradviz::saliency::{
@@ -32,8 +32,8 @@ pub struct SaliencyArgs {
     /// Take the images from a data set's test split: mnist, fashion-mnist or cifar10.
     #[arg(long, requires = "indices")]
     dataset: Option<DatasetName>,
-    /// Directory of the data set (default: bundled MNIST, Debian's Fashion-MNIST).
-    #[arg(long)]
+    /// Take the images from this data's test split, in any format (see `gradviz train --help`).
+    #[arg(long, conflicts_with = "input", requires = "indices")]
     data: Option<PathBuf>,
     /// Test-split indices: a range `0..16` or a list `3,7,42`.
     #[arg(long)]
@@ -124,12 +124,16 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
                 (img, None)
             }
         }
-        (None, Some(d)) => {
+        (None, _) if a.dataset.is_some() || a.data.is_some() => {
             let idx = parse_indices(a.indices.as_deref().unwrap_or_default())?;
-            let test = data::load(d, a.data.as_deref())?.test.select(&idx)?;
+            let splits = super::train::load_data(a.dataset, a.data.as_deref())?;
+            let test = splits
+                .fit(shape, model.num_classes())?
+                .test
+                .select(&idx)?;
             (test.images, Some(test.labels))
         }
-        (None, None) => bail!("give the images with --input FILE or --dataset NAME --indices RANGE"),
+        (None, _) => bail!("give the images with --input FILE, --dataset NAME --indices RANGE or --data PATH --indices RANGE"),
     };
     let n = images.size()[0];
     let target = match a.targets.as_str() {
