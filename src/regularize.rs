@@ -302,6 +302,9 @@ pub fn gaussian_blur(x: &Tensor, sigma: f64) -> Tensor {
 // ---------------------------------------------------------------------------------------
 // The bundle
 
+/// The spec of [`Regularization::colour_32x32`] (`--regularize colour`).
+pub const COLOUR_32X32: &str = "fourier,jitter=2,scale=0.95-1.05,rotate=5,clip=0-1";
+
 /// Everything that keeps an optimized input natural, in the order the loop applies it:
 /// parameterization → transforms → (objective − penalties) → step → post-step ops.
 #[derive(Debug, Clone, PartialEq)]
@@ -352,6 +355,11 @@ impl Regularization {
     /// (notebook 03 prints both).
     pub fn hidden_28x28() -> Regularization {
         Regularization::parse("jitter=1,blur=0.5@4,clip=0-1").expect("static spec")
+    }
+
+    /// The set for 32×32 RGB models (CIFAR-10-like): see [`COLOUR_32X32`].
+    pub fn colour_32x32() -> Regularization {
+        Regularization::parse(COLOUR_32X32).expect("static spec")
     }
 
     /// Only clipping to `[0, 1]`.
@@ -409,6 +417,13 @@ impl Regularization {
                     r.penalties.extend(d.penalties);
                     r.post.extend(d.post);
                 }
+                "colour" | "color" | "rgb32" if val.is_none() => {
+                    let d = Regularization::colour_32x32();
+                    r.param = d.param;
+                    r.transforms.extend(d.transforms);
+                    r.penalties.extend(d.penalties);
+                    r.post.extend(d.post);
+                }
                 "hidden" if val.is_none() => {
                     let d = Regularization::hidden_28x28();
                     r.transforms.extend(d.transforms);
@@ -457,7 +472,7 @@ impl Regularization {
                     }
                 }
                 other => bail!(
-                    "unknown regularizer '{other}': expected none, default, hidden, jitter=PX, scale=LO-HI, rotate=DEG, l1=W, l2=W, tv=W, decay=RATE, blur=SIGMA@EVERY, clip[=LO-HI], norm-clip=PCT, contrib-clip=PCT, fourier[=DECAY]"
+                    "unknown regularizer '{other}': expected none, default, hidden, colour, jitter=PX, scale=LO-HI, rotate=DEG, l1=W, l2=W, tv=W, decay=RATE, blur=SIGMA@EVERY, clip[=LO-HI], norm-clip=PCT, contrib-clip=PCT, fourier[=DECAY]"
                 ),
             }
         }

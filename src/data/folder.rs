@@ -57,14 +57,13 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// The image files under `dir`, recursively, sorted.
+/// The image files under `dir`, recursively: a folder's own files (sorted) before those of
+/// its sub-folders, in torchvision's order.
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        sorted_entries(dir)?.into_iter().partition(|p| p.is_dir());
     let mut out = Vec::new();
-    for p in sorted_entries(dir)? {
-        if p.is_dir() {
-            out.extend(image_files(&p)?);
-            continue;
-        }
+    for p in files {
         let ext = extension(&p);
         if READ.contains(&ext.as_str()) {
             out.push(p);
@@ -74,6 +73,9 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 p.display()
             );
         }
+    }
+    for d in dirs {
+        out.extend(image_files(&d)?);
     }
     Ok(out)
 }
@@ -237,7 +239,8 @@ pub(crate) fn load_image_folder(dir: &Path) -> Result<(Dataset, Option<Dataset>)
     Ok((train, test))
 }
 
-/// Writes `data` as an image folder, `dir/CLASS/NNNNN.png`, that [`super::open`] reads back
+/// Writes `data` as an image folder, `dir/CLASS/NNNNN.png` (a folder for each class that
+/// has images), that [`super::open`] reads back
 /// (8-bit PNGs, so values are rounded to multiples of 1/255). Each file is written atomically.
 pub fn save_image_folder(data: &Dataset, dir: &Path) -> Result<()> {
     let [c, h, w] = data.input_shape();
@@ -247,8 +250,6 @@ pub fn save_image_folder(data: &Dataset, dir: &Path) -> Result<()> {
             !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.'),
             "class name '{name}' cannot be a folder name"
         );
-        std::fs::create_dir_all(dir.join(name))
-            .with_context(|| format!("cannot create {}", dir.join(name).display()))?;
     }
     let bytes = (data.images.clamp(0.0, 1.0) * 255.0)
         .round()
@@ -263,6 +264,9 @@ pub fn save_image_folder(data: &Dataset, dir: &Path) -> Result<()> {
             .class_names
             .get(l as usize)
             .with_context(|| format!("label {l} has no class name"))?;
+        let class_dir = dir.join(class);
+        std::fs::create_dir_all(&class_dir)
+            .with_context(|| format!("cannot create {}", class_dir.display()))?;
         let px = flat[i * per..(i + 1) * per].to_vec();
         let img: image::DynamicImage = if c == 1 {
             image::GrayImage::from_raw(w as u32, h as u32, px).map(Into::into)
@@ -272,7 +276,7 @@ pub fn save_image_folder(data: &Dataset, dir: &Path) -> Result<()> {
         .context("image buffer does not match its size")?;
         let mut png = std::io::Cursor::new(Vec::new());
         img.write_to(&mut png, image::ImageFormat::Png)?;
-        crate::io::write_atomic(dir.join(class).join(format!("{i:05}.png")), png.get_ref())?;
+        crate::io::write_atomic(class_dir.join(format!("{i:05}.png")), png.get_ref())?;
     }
     Ok(())
 }

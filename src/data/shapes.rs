@@ -41,8 +41,9 @@ fn inside(shape: usize, u: f64, v: f64, r: f64) -> bool {
     }
 }
 
-/// One image `[3, 32, 32]` (channel-major floats) of class `label`.
-fn render(label: usize, rng: &mut StdRng) -> Vec<f32> {
+/// One image `[3, 32, 32]` (channel-major floats) of class `label`, and the fraction of
+/// each pixel that the shape covers `[32, 32]`.
+fn render(label: usize, rng: &mut StdRng) -> (Vec<f32>, Vec<f32>) {
     const S: usize = 32;
     let (shape, blue) = (label / 2, label % 2 == 1);
     // A low-saturation background: a gradient between two grayish colours.
@@ -70,6 +71,7 @@ fn render(label: usize, rng: &mut StdRng) -> Vec<f32> {
     let rot = rng.gen_range(0.0..std::f64::consts::TAU);
     let (cos, sin) = (rot.cos(), rot.sin());
     let mut out = vec![0f32; 3 * S * S];
+    let mut mask = vec![0f32; S * S];
     for y in 0..S {
         for x in 0..S {
             // 2×2 supersampling for smooth edges.
@@ -81,6 +83,7 @@ fn render(label: usize, rng: &mut StdRng) -> Vec<f32> {
                     cover += 0.25;
                 }
             }
+            mask[y * S + x] = cover as f32;
             let t = ((x as f64 / S as f64 - 0.5) * dir.cos() + (y as f64 / S as f64 - 0.5) * dir.sin() + 0.5)
                 .clamp(0.0, 1.0);
             for c in 0..3 {
@@ -91,22 +94,32 @@ fn render(label: usize, rng: &mut StdRng) -> Vec<f32> {
             }
         }
     }
-    out
+    (out, mask)
 }
 
 /// `n` images, classes in turn (`0, 1, …, 9, 0, …`), the same for the same `seed`.
 pub fn generate(n: usize, seed: u64) -> Dataset {
+    generate_with_masks(n, seed).0
+}
+
+/// [`generate`] and where each shape is: its pixel coverage `[N, 1, 32, 32]` in `[0, 1]`
+/// (what a saliency map should point at).
+pub fn generate_with_masks(n: usize, seed: u64) -> (Dataset, Tensor) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut pixels = Vec::with_capacity(n * 3 * 32 * 32);
+    let mut masks = Vec::with_capacity(n * 32 * 32);
     let labels: Vec<i64> = (0..n).map(|i| (i % 10) as i64).collect();
     for &l in &labels {
-        pixels.extend(render(l as usize, &mut rng));
+        let (p, m) = render(l as usize, &mut rng);
+        pixels.extend(p);
+        masks.extend(m);
     }
-    Dataset {
+    let data = Dataset {
         images: Tensor::from_slice(&pixels).view([n as i64, 3, 32, 32]),
         labels: Tensor::from_slice(&labels).to_kind(Kind::Int64),
         class_names: class_names(),
-    }
+    };
+    (data, Tensor::from_slice(&masks).view([n as i64, 1, 32, 32]))
 }
 
 /// `n_train` training and `n_test` test images from independent draws of `seed`.
