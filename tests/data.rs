@@ -676,12 +676,28 @@ fn image_folder_round_trips_and_fits_models() {
             < 1e-3
     );
     // A 1-channel folder fits a 3-channel model by repetition; another size does not fit.
+    let names = DatasetName::Mnist.class_names();
     let rgb = data::open(dir.path(), None)
         .unwrap()
-        .fit([3, 28, 28], 10)
+        .fit([3, 28, 28], &names)
         .unwrap();
     assert_eq!(rgb.input_shape(), [3, 28, 28]);
     assert!(rgb.notes.iter().any(|n| n.contains("converted 1-channel")));
-    let e = err_of(data::open(dir.path(), None).unwrap().fit([3, 32, 32], 10));
+    let e = err_of(data::open(dir.path(), None).unwrap().fit([3, 32, 32], &names));
     assert!(e.contains("28x28") && e.contains("3x32x32"), "{e}");
+    // A folder's sorted class names, renumbered to a model's class order.
+    let shapes_dir = tempfile::tempdir().unwrap();
+    let original = data::shapes::generate(20, 0);
+    data::folder::save_image_folder(&original, shapes_dir.path()).unwrap();
+    let folder = data::open(shapes_dir.path(), None).unwrap();
+    assert_eq!(folder.class_names()[0], "blue cross");
+    assert_eq!(folder.train.labels.int64_value(&[0]), 0);
+    let fitted = folder.fit([3, 32, 32], &data::shapes::class_names()).unwrap();
+    assert_eq!(fitted.class_names(), data::shapes::class_names());
+    assert_eq!(
+        fitted.train.labels.int64_value(&[0]),
+        9,
+        "blue cross is class 9 of the generator"
+    );
+    assert!(fitted.notes.iter().any(|n| n.contains("renumbered")));
 }

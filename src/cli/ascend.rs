@@ -155,7 +155,8 @@ pub fn ascend(a: AscendArgs) -> Result<()> {
                 (Some(_), d) => d,
                 (None, d) => d.or_else(|| dataset_of(&a.model)).or(Some(DatasetName::Mnist)),
             };
-            let splits = super::train::load_data(name, a.data.as_deref())?.fit(shape, model.num_classes())?;
+            let splits =
+                super::train::fit_to(super::train::load_data(name, a.data.as_deref())?, model.as_ref())?;
             let test = splits.test;
             for &i in &idx {
                 ensure!(

@@ -4,7 +4,9 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use gradviz::data::DatasetName;
 use gradviz::model;
-use gradviz::plot::saliency::{batch_grid, saliency_rows, ImageLabels, SaliencyStyle};
+use gradviz::plot::saliency::{
+    batch_grid, channel_reductions, saliency_rows, ImageLabels, SaliencyStyle, REDUCTIONS,
+};
 use gradviz::saliency::{
     reduce, Attribution, Baseline, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, Score,
     SmoothGrad, Target,
@@ -76,6 +78,9 @@ pub struct SaliencyArgs {
     /// How the plot reduces channels: signed, sum, absolute or max-abs.
     #[arg(long, default_value = "signed")]
     reduce: Reduce,
+    /// Plot every channel reduction side by side (signed, sum, absolute, max-abs) instead.
+    #[arg(long)]
+    all_reductions: bool,
     /// One colour scale for all maps of the plot.
     #[arg(long)]
     shared_scale: bool,
@@ -127,10 +132,7 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
         (None, _) if a.dataset.is_some() || a.data.is_some() => {
             let idx = parse_indices(a.indices.as_deref().unwrap_or_default())?;
             let splits = super::train::load_data(a.dataset, a.data.as_deref())?;
-            let test = splits
-                .fit(shape, model.num_classes())?
-                .test
-                .select(&idx)?;
+            let test = super::train::fit_to(splits, model.as_ref())?.test.select(&idx)?;
             (test.images, Some(test.labels))
         }
         (None, _) => bail!("give the images with --input FILE, --dataset NAME --indices RANGE or --data PATH --indices RANGE"),
@@ -238,10 +240,19 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
         let style = SaliencyStyle {
             shared_scale: a.shared_scale,
             split_signs: a.split_signs,
-            title: Some(format!("{} · {}", method.name(), a.reduce.as_str())),
+            title: Some(if a.all_reductions {
+                format!("{} · channel reductions", method.name())
+            } else {
+                format!("{} · {}", method.name(), a.reduce.as_str())
+            }),
             ..Default::default()
         };
-        let fig = if n <= 6 || a.split_signs {
+        let fig = if a.all_reductions {
+            let titles: Vec<String> = (0..n as usize)
+                .map(|i| names.get(classes[i] as usize).cloned().unwrap_or_default())
+                .collect();
+            channel_reductions(&images, &attr, &REDUCTIONS, &titles, &style)?
+        } else if n <= 6 || a.split_signs {
             let titles: Vec<String> = (0..n as usize)
                 .map(|i| {
                     let t = names.get(classes[i] as usize).cloned().unwrap_or_default();

@@ -47,6 +47,16 @@ pub fn load_data(name: Option<DatasetName>, path: Option<&std::path::Path>) -> R
     Ok(splits)
 }
 
+/// `splits` made fit for `model` (see `Splits::fit`), printing what that changed.
+pub fn fit_to(splits: data::Splits, model: &dyn Classifier) -> Result<data::Splits> {
+    let before = splits.notes.len();
+    let splits = splits.fit(model.input_shape(), model.class_names())?;
+    for n in &splits.notes[before..] {
+        eprintln!("note: {n}");
+    }
+    Ok(splits)
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let splits = load_data(a.dataset, a.data.as_deref())?;
     let train_set = match a.half.as_deref() {
@@ -112,7 +122,7 @@ pub struct EvalArgs {
 pub fn eval(a: EvalArgs) -> Result<()> {
     let splits = load_data(a.dataset, a.data.as_deref())?;
     let model = model::load_model_for(&a.model, splits.known)?;
-    let splits = splits.fit(model.input_shape(), model.num_classes())?;
+    let splits = fit_to(splits, model.as_ref())?;
     let acc = model::accuracy(model.as_ref(), &splits.test.images, &splits.test.labels)?;
     println!("model: {}", model.describe());
     println!(

@@ -28,7 +28,7 @@ pub mod shapes;
 pub use cifar::{read_cifar10_batch, read_cifar10_pickle, CIFAR10_RECORD_BYTES};
 pub use idx::{read_idx_images, read_idx_labels, read_idx_pair};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -121,10 +121,12 @@ impl Splits {
 }
 
 impl Splits {
-    /// The splits made fit for a model taking `[C, H, W]` images and `num_classes` classes:
-    /// channels are converted (1 ↔ 3, noted); another image size or a label the model has
-    /// no class for is an error.
-    pub fn fit(self, shape: [i64; 3], num_classes: i64) -> Result<Splits> {
+    /// The splits made fit for a model taking `[C, H, W]` images of the classes
+    /// `class_names`: channels are converted (1 ↔ 3); when the data names the same classes
+    /// in another order (an image folder's sorted names, say), labels are renumbered to the
+    /// model's order. Both are noted. Another image size, or more classes than the model
+    /// has, is an error.
+    pub fn fit(self, shape: [i64; 3], class_names: &[String]) -> Result<Splits> {
         let [c, h, w] = self.input_shape();
         ensure!(
             [h, w] == shape[1..],
@@ -134,14 +136,29 @@ impl Splits {
             shape[1],
             shape[2]
         );
-        let k = self.class_names().len() as i64;
+        let (k, m) = (self.class_names().len(), class_names.len());
         ensure!(
-            k <= num_classes,
-            "{} has {k} classes, but the model has only {num_classes} outputs",
+            k <= m,
+            "{} has {k} classes, but the model has only {m} outputs",
             self.name
         );
-        self.to_channels(shape[0])
+        let mut s = self.to_channels(shape[0])?;
+        if s.class_names() != class_names && same_classes(s.class_names(), class_names) {
+            s.train = s.train.relabelled(class_names)?;
+            s.test = s.test.relabelled(class_names)?;
+            s.notes.push(format!(
+                "labels renumbered to the model's class order {class_names:?}"
+            ));
+        }
+        Ok(s)
     }
+}
+
+fn same_classes(a: &[String], b: &[String]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
 }
 
 /// The on-disk formats [`open`] reads.
@@ -253,6 +270,27 @@ impl Dataset {
             images,
             labels: self.labels.shallow_clone(),
             class_names: self.class_names.clone(),
+        })
+    }
+
+    /// The same images with labels renumbered to the class order `names`, which must hold
+    /// this data set's class names (in any order).
+    pub fn relabelled(&self, names: &[String]) -> Result<Dataset> {
+        let map: Vec<i64> = self
+            .class_names
+            .iter()
+            .map(|c| {
+                names
+                    .iter()
+                    .position(|n| n == c)
+                    .map(|i| i as i64)
+                    .with_context(|| format!("class '{c}' is not one of {names:?}"))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Dataset {
+            labels: Tensor::from_slice(&map).index_select(0, &self.labels),
+            images: self.images.shallow_clone(),
+            class_names: names.to_vec(),
         })
     }
 
@@ -557,26 +595,12 @@ fn in_known_order(
     at: &Path,
 ) -> Result<(Dataset, Option<Dataset>)> {
     let want = name.class_names();
-    let mut have = train.class_names.clone();
-    have.sort();
-    let mut sorted_want = want.clone();
-    sorted_want.sort();
     ensure!(
-        have == sorted_want,
+        same_classes(&train.class_names, &want),
         "{}: class folders {:?} are not the {name} classes {want:?} (leave out the data set name to use the folders' own classes)",
         at.display(),
         train.class_names
     );
-    let map: Vec<i64> = train
-        .class_names
-        .iter()
-        .map(|c| want.iter().position(|w| w == c).expect("same set") as i64)
-        .collect();
-    let map = Tensor::from_slice(&map);
-    let relabel = |d: Dataset| Dataset {
-        labels: map.index_select(0, &d.labels),
-        images: d.images,
-        class_names: want.clone(),
-    };
-    Ok((relabel(train), test.map(relabel)))
+    let test = test.map(|t| t.relabelled(&want)).transpose()?;
+    Ok((train.relabelled(&want)?, test))
 }
