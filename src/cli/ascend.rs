@@ -54,7 +54,8 @@ pub struct AscendArgs {
     /// plain, normalized or adam.
     #[arg(long, default_value = "plain")]
     step_rule: StepRule,
-    /// none, default (the 28×28 class set), hidden (the 28×28 set for --layer) or a spec like
+    /// none, default (the 28×28 class set), hidden (the 28×28 set for --layer), colour (the
+    /// 32×32 RGB set; use with --step-rule adam --lr 0.05) or a spec like
     /// `jitter=1,tv=0.02,blur=0.5@4,clip`.
     #[arg(long, default_value = "none")]
     regularize: String,
