@@ -475,14 +475,14 @@ fn corrupt_npz_and_npy_are_errors() {
     let bigger = text.replace("(5, 28, 28)", "(1000000000, 28, 28)");
     let mut forged = npy[..8].to_vec();
     forged.extend_from_slice(&(bigger.find('\n').unwrap() as u16 + 1).to_le_bytes());
-    forged.extend_from_slice(bigger[..bigger.find('\n').unwrap() + 1].as_bytes());
+    forged.extend_from_slice(&bigger.as_bytes()[..bigger.find('\n').unwrap() + 1]);
     forged.extend_from_slice(&[0u8; 100]);
     let e = err_of(data::npy::parse_npy(&forged));
     assert!(e.contains("truncated") && e.contains("1000000000"), "{e}");
     let overflow = bigger.replace("(1000000000, 28, 28)", "(18446744073709551615, 28, 28)");
     let mut forged = npy[..8].to_vec();
     forged.extend_from_slice(&(overflow.find('\n').unwrap() as u16 + 1).to_le_bytes());
-    forged.extend_from_slice(overflow[..overflow.find('\n').unwrap() + 1].as_bytes());
+    forged.extend_from_slice(&overflow.as_bytes()[..overflow.find('\n').unwrap() + 1]);
     let e = err_of(data::npy::parse_npy(&forged));
     assert!(e.contains("impossibly large"), "{e}");
     // An .npz without Keras' arrays names what it holds.

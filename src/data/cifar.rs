@@ -24,7 +24,7 @@ fn images_of(pixels: &[u8]) -> Tensor {
 /// Pixels and labels of a binary batch.
 pub fn parse_cifar10_binary(bytes: &[u8]) -> Result<(Vec<u8>, Vec<i64>)> {
     ensure!(
-        !bytes.is_empty() && bytes.len() % CIFAR10_RECORD_BYTES == 0,
+        !bytes.is_empty() && bytes.len().is_multiple_of(CIFAR10_RECORD_BYTES),
         "size {} is not a multiple of the CIFAR-10 record size {CIFAR10_RECORD_BYTES} (truncated or not a CIFAR-10 binary batch)",
         bytes.len()
     );

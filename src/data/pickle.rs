@@ -448,7 +448,10 @@ fn step(m: &mut Machine, r: &mut Reader<'_>, op: u8) -> Result<()> {
         }
         b'u' => {
             let items = m.pop_mark()?;
-            ensure!(items.len() % 2 == 0, "SETITEMS with an odd number of values");
+            ensure!(
+                items.len().is_multiple_of(2),
+                "SETITEMS with an odd number of values"
+            );
             match m.top()? {
                 Value::Dict(d) => {
                     let mut it = items.into_iter();
