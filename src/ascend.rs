@@ -174,6 +174,18 @@ impl AscendConfig {
     }
 }
 
+impl AscendConfig {
+    /// The documented regularized setting for 32×32 RGB models: Adam, lr 0.05, 200 steps,
+    /// [`Regularization::colour_32x32`].
+    pub fn regularized_32x32() -> AscendConfig {
+        AscendConfig {
+            lr: 0.05,
+            regularization: Regularization::colour_32x32(),
+            ..AscendConfig::regularized_28x28()
+        }
+    }
+}
+
 /// What the model says about the batch at one step.
 #[derive(Debug, Clone)]
 pub struct StepRecord {

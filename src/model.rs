@@ -182,6 +182,17 @@ impl Arch {
         }
     }
 
+    /// The architecture gradviz trains by default for images of `[C, H, W]`.
+    pub fn default_for_shape(shape: [i64; 3]) -> Result<Arch> {
+        match shape {
+            [1, 28, 28] => Ok(Arch::MnistCnn),
+            [3, 32, 32] => Ok(Arch::Cifar10Cnn),
+            [c, h, w] => bail!(
+                "no built-in architecture takes {c}x{h}x{w} images (mnist-cnn and lenet take 1x28x28, cifar10-cnn 3x32x32)"
+            ),
+        }
+    }
+
     fn spec(self) -> Vec<BlockSpec> {
         use BlockSpec::*;
         match self {
@@ -387,7 +398,10 @@ pub struct BuiltinModel {
     pub vs: nn::VarStore,
     pub net: Cnn,
     pub arch: Arch,
-    pub dataset: DatasetName,
+    /// The known data set it was made for (`None` for user data such as an image folder).
+    pub dataset: Option<DatasetName>,
+    /// The data set's name: `mnist`, or e.g. the image folder's name.
+    pub data_name: String,
     class_names: Vec<String>,
     graph: LayerGraph,
 }
@@ -401,15 +415,49 @@ impl std::fmt::Debug for BuiltinModel {
 impl BuiltinModel {
     /// A freshly initialized model; `seed` makes the initialization reproducible.
     pub fn new(arch: Arch, dataset: DatasetName, seed: i64) -> Result<BuiltinModel> {
+        Self::build(
+            arch,
+            Some(dataset),
+            dataset.as_str(),
+            dataset.class_names(),
+            dataset.input_shape(),
+            seed,
+        )
+    }
+
+    /// A freshly initialized model for the classes and image shape of `data` (any data
+    /// set [`crate::data::open`] reads, e.g. an image folder).
+    pub fn for_data(arch: Arch, data: &crate::data::Splits, seed: i64) -> Result<BuiltinModel> {
+        Self::build(
+            arch,
+            data.known,
+            &data.name,
+            data.class_names().to_vec(),
+            data.input_shape(),
+            seed,
+        )
+    }
+
+    fn build(
+        arch: Arch,
+        dataset: Option<DatasetName>,
+        data_name: &str,
+        class_names: Vec<String>,
+        shape: [i64; 3],
+        seed: i64,
+    ) -> Result<BuiltinModel> {
         ensure!(
-            arch.input_shape() == dataset.input_shape(),
-            "architecture {arch} takes {:?} inputs but {dataset} images are {:?}",
-            arch.input_shape(),
-            dataset.input_shape()
+            arch.input_shape() == shape,
+            "architecture {arch} takes {:?} inputs but {data_name} images are {shape:?}",
+            arch.input_shape()
+        );
+        ensure!(
+            class_names.len() >= 2,
+            "a classifier needs at least 2 classes, {data_name} has {}",
+            class_names.len()
         );
         tch::manual_seed(seed);
         let vs = nn::VarStore::new(Device::Cpu);
-        let class_names = dataset.class_names();
         let net = Cnn::new(&vs.root(), arch, class_names.len() as i64);
         let graph = net.graph()?;
         Ok(BuiltinModel {
@@ -417,6 +465,7 @@ impl BuiltinModel {
             net,
             arch,
             dataset,
+            data_name: data_name.to_string(),
             class_names,
             graph,
         })
@@ -450,7 +499,7 @@ impl BuiltinModel {
         let meta: HashMap<String, String> = [
             (META_FORMAT.to_string(), "1".to_string()),
             (META_ARCH.to_string(), self.arch.as_str().to_string()),
-            (META_DATASET.to_string(), self.dataset.as_str().to_string()),
+            (META_DATASET.to_string(), self.data_name.clone()),
             (
                 META_CLASSES.to_string(),
                 serde_json::to_string(&self.class_names)?,
@@ -494,15 +543,13 @@ impl BuiltinModel {
                 "{p}: holds a '{arch}' model, not the requested '{want}' architecture"
             );
         }
-        let dataset: DatasetName = get(META_DATASET)?.parse().with_context(|| format!("{p}"))?;
+        // Any name: models trained on user data carry that data's name.
+        let data_name = get(META_DATASET)?.clone();
+        let dataset: Option<DatasetName> = data_name.parse().ok();
         let class_names: Vec<String> =
             serde_json::from_str(get(META_CLASSES)?).with_context(|| format!("{p}: bad class list"))?;
-        let mut model = BuiltinModel::new(arch, dataset, 0)?;
-        if class_names.len() != model.class_names.len() {
-            model.vs = nn::VarStore::new(Device::Cpu);
-            model.net = Cnn::new(&model.vs.root(), arch, class_names.len() as i64);
-        }
-        model.class_names = class_names;
+        let mut model = BuiltinModel::build(arch, dataset, &data_name, class_names, arch.input_shape(), 0)
+            .with_context(|| format!("{p}"))?;
         let mut vars = model.vs.variables();
         let file_names: Vec<String> = st.names().into_iter().cloned().collect();
         if let Some(extra) = file_names.iter().find(|n| !vars.contains_key(*n)) {
@@ -601,7 +648,7 @@ impl Classifier for BuiltinModel {
         format!(
             "{} ({}, {c}x{h}x{w} -> {} classes)",
             self.arch,
-            self.dataset,
+            self.data_name,
             self.class_names.len()
         )
     }
@@ -617,7 +664,7 @@ impl Classifier for BuiltinModel {
     }
 
     fn dataset(&self) -> Option<DatasetName> {
-        Some(self.dataset)
+        self.dataset
     }
 }
 

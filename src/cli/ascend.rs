@@ -3,7 +3,7 @@
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use gradviz::ascend::{ascend as run_ascend, AscendConfig, Init, StepRule};
-use gradviz::data::{self, DatasetName};
+use gradviz::data::DatasetName;
 use gradviz::model::load_model;
 use gradviz::objective::Objective;
 use gradviz::plot::ascend::snapshot_strip;
@@ -42,6 +42,9 @@ pub struct AscendArgs {
     /// Data set for --init dataset:… (default: the model's own for built-in models, else mnist).
     #[arg(long)]
     dataset: Option<DatasetName>,
+    /// Data for --init dataset:… in any format (see `gradviz train --help`).
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Mean and σ of the noise init.
     #[arg(long, default_value_t = 0.1)]
     noise_mean: f64,
@@ -57,7 +60,8 @@ pub struct AscendArgs {
     /// plain, normalized or adam.
     #[arg(long, default_value = "plain")]
     step_rule: StepRule,
-    /// none, default (the 28×28 class set), hidden (the 28×28 set for --layer) or a spec like
+    /// none, default (the 28×28 class set), hidden (the 28×28 set for --layer), colour (the
+    /// 32×32 RGB set; use with --step-rule adam --lr 0.05) or a spec like
     /// `jitter=1,tv=0.02,blur=0.5@4,clip`.
     #[arg(long, default_value = "none")]
     regularize: String,
@@ -97,7 +101,7 @@ pub(crate) fn parse_list(s: &str, what: &str) -> Result<Vec<i64>> {
 pub(crate) fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {
     gradviz::model::BuiltinModel::load(model_path)
         .ok()
-        .map(|m| m.dataset)
+        .and_then(|m| m.dataset)
 }
 
 pub fn ascend(a: AscendArgs) -> Result<()> {
@@ -154,16 +158,18 @@ pub fn ascend(a: AscendArgs) -> Result<()> {
                 "--init {s} names {} images for {n} targets (give 1 or {n})",
                 idx.len()
             );
-            let name = a
-                .dataset
-                .or_else(|| dataset_of(&a.model))
-                .unwrap_or(DatasetName::Mnist);
-            let test = data::load(name, None)?.test;
+            let name = match (&a.data, a.dataset) {
+                (Some(_), d) => d,
+                (None, d) => d.or_else(|| dataset_of(&a.model)).or(Some(DatasetName::Mnist)),
+            };
+            let splits =
+                super::train::fit_to(super::train::load_data(name, a.data.as_deref())?, model.as_ref())?;
+            let test = splits.test;
             for &i in &idx {
                 ensure!(
                     (0..test.len() as i64).contains(&i),
                     "--init {s}: index {i} is outside the {} test split (0..{})",
-                    name,
+                    splits.name,
                     test.len()
                 );
             }

@@ -2,10 +2,12 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
-use gradviz::data::{self, DatasetName};
+use gradviz::data::DatasetName;
 use gradviz::lrp::{Composite, Lrp};
 use gradviz::model;
-use gradviz::plot::saliency::{batch_grid, saliency_rows, ImageLabels, SaliencyStyle};
+use gradviz::plot::saliency::{
+    batch_grid, channel_reductions, saliency_rows, ImageLabels, SaliencyStyle, REDUCTIONS,
+};
 use gradviz::preprocess::Preprocess;
 use gradviz::saliency::{
     reduce, Attribution, Baseline, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, Score,
@@ -40,8 +42,8 @@ pub struct SaliencyArgs {
     /// Take the images from a data set's test split: mnist, fashion-mnist or cifar10.
     #[arg(long, requires = "indices")]
     dataset: Option<DatasetName>,
-    /// Directory of the data set (default: bundled MNIST, Debian's Fashion-MNIST).
-    #[arg(long)]
+    /// Take the images from this data's test split, in any format (see `gradviz train --help`).
+    #[arg(long, conflicts_with = "input", requires = "indices")]
     data: Option<PathBuf>,
     /// Test-split indices: a range `0..16` or a list `3,7,42`.
     #[arg(long)]
@@ -91,6 +93,9 @@ pub struct SaliencyArgs {
     /// How the plot reduces channels: signed, sum, absolute or max-abs.
     #[arg(long, default_value = "signed")]
     reduce: Reduce,
+    /// Plot every channel reduction side by side (signed, sum, absolute, max-abs) instead.
+    #[arg(long)]
+    all_reductions: bool,
     /// One colour scale for all maps of the plot.
     #[arg(long)]
     shared_scale: bool,
@@ -130,12 +135,13 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
             super::inputs::load(model.as_ref(), inputs, a.preprocess)?.images,
             None,
         ),
-        (_, Some(d)) => {
+        _ if a.dataset.is_some() || a.data.is_some() => {
             let idx = parse_indices(a.indices.as_deref().unwrap_or_default())?;
-            let test = data::load(d, a.data.as_deref())?.test.select(&idx)?;
+            let splits = super::train::load_data(a.dataset, a.data.as_deref())?;
+            let test = super::train::fit_to(splits, model.as_ref())?.test.select(&idx)?;
             (test.images, Some(test.labels))
         }
-        (_, None) => bail!("give the images with --input FILE or --dataset NAME --indices RANGE"),
+        _ => bail!("give the images with --input FILE, --dataset NAME --indices RANGE or --data PATH --indices RANGE"),
     };
     let n = images.size()[0];
     let target = match a.targets.as_str() {
@@ -247,10 +253,19 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
         let style = SaliencyStyle {
             shared_scale: a.shared_scale,
             split_signs: a.split_signs,
-            title: Some(format!("{} · {}", method.name(), a.reduce.as_str())),
+            title: Some(if a.all_reductions {
+                format!("{} · channel reductions", method.name())
+            } else {
+                format!("{} · {}", method.name(), a.reduce.as_str())
+            }),
             ..Default::default()
         };
-        let fig = if n <= 6 || a.split_signs {
+        let fig = if a.all_reductions {
+            let titles: Vec<String> = (0..n as usize)
+                .map(|i| names.get(classes[i] as usize).cloned().unwrap_or_default())
+                .collect();
+            channel_reductions(&images, &attr, &REDUCTIONS, &titles, &style)?
+        } else if n <= 6 || a.split_signs {
             let titles: Vec<String> = (0..n as usize)
                 .map(|i| {
                     let t = names.get(classes[i] as usize).cloned().unwrap_or_default();

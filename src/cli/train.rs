@@ -9,13 +9,14 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// mnist, fashion-mnist or cifar10.
-    #[arg(long)]
-    dataset: DatasetName,
-    /// Directory of the data set (default: bundled MNIST, Debian's Fashion-MNIST).
+    /// mnist, fashion-mnist or cifar10 (optional with --data).
+    #[arg(long, required_unless_present = "data")]
+    dataset: Option<DatasetName>,
+    /// The data in any format: a folder of IDX files, CIFAR-10 batches (pickled or binary) or
+    /// class sub-folders of images, or a Keras .npz (default: the data set's own place).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Architecture: mnist-cnn, lenet or cifar10-cnn (default: by data set).
+    /// Architecture: mnist-cnn, lenet or cifar10-cnn (default: by image shape).
     #[arg(long)]
     arch: Option<Arch>,
     #[arg(long, default_value_t = 10)]
@@ -37,10 +38,29 @@ pub struct TrainArgs {
     out: PathBuf,
 }
 
+/// The selected data, with what was inferred or converted printed as notes.
+pub fn load_data(name: Option<DatasetName>, path: Option<&std::path::Path>) -> Result<data::Splits> {
+    let splits = data::select(name, path)?;
+    for n in &splits.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(splits)
+}
+
+/// `splits` made fit for `model` (see `Splits::fit`), printing what that changed.
+pub fn fit_to(splits: data::Splits, model: &dyn Classifier) -> Result<data::Splits> {
+    let before = splits.notes.len();
+    let splits = splits.fit(model.input_shape(), model.class_names())?;
+    for n in &splits.notes[before..] {
+        eprintln!("note: {n}");
+    }
+    Ok(splits)
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
-    let splits = data::load(a.dataset, a.data.as_deref())?;
+    let splits = load_data(a.dataset, a.data.as_deref())?;
     let train_set = match a.half.as_deref() {
-        None => splits.train,
+        None => splits.train.head(splits.train.len()),
         Some(h) => {
             let start = match h {
                 "even" => 0,
@@ -51,12 +71,16 @@ pub fn train(a: TrainArgs) -> Result<()> {
             splits.train.select(&idx)?
         }
     };
-    let arch = a.arch.unwrap_or(Arch::default_for(a.dataset));
-    let mut model = BuiltinModel::new(arch, a.dataset, a.seed)?;
+    let arch = match a.arch {
+        Some(arch) => arch,
+        None => Arch::default_for_shape(splits.input_shape())?,
+    };
+    let mut model = BuiltinModel::for_data(arch, &splits, a.seed)?;
     eprintln!(
-        "training {arch} on {} {} images for {} epochs (seed {})",
+        "training {arch} on {} {} images ({}) for {} epochs (seed {})",
         train_set.len(),
-        a.dataset,
+        splits.name,
+        splits.format,
         a.epochs,
         a.seed
     );
@@ -87,18 +111,31 @@ pub struct EvalArgs {
     /// A gradviz .safetensors model or a TorchScript .pt file.
     #[arg(long)]
     model: PathBuf,
-    #[arg(long)]
-    dataset: DatasetName,
+    /// mnist, fashion-mnist or cifar10 (optional with --data).
+    #[arg(long, required_unless_present = "data")]
+    dataset: Option<DatasetName>,
+    /// The data in any format (see `gradviz train --help`); its test split is evaluated.
     #[arg(long)]
     data: Option<PathBuf>,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let splits = data::load(a.dataset, a.data.as_deref())?;
-    let model = model::load_model_for(&a.model, Some(a.dataset))?;
+    let splits = load_data(a.dataset, a.data.as_deref())?;
+    let model = model::load_model_for(&a.model, splits.known)?;
+    let splits = fit_to(splits, model.as_ref())?;
     let acc = model::accuracy(model.as_ref(), &splits.test.images, &splits.test.labels)?;
     println!("model: {}", model.describe());
-    println!("test images: {}", splits.test.len());
+    println!(
+        "{} images: {} ({}, {})",
+        if splits.held_out {
+            "test"
+        } else {
+            "all (no test split)"
+        },
+        splits.test.len(),
+        splits.name,
+        splits.format
+    );
     println!("accuracy: {acc:.4}");
     Ok(())
 }
