@@ -24,11 +24,14 @@ TORCH_VERSION="2.13.0"
 #  - keras + h5py read users' .keras/.h5 models (`gradviz import`, keras on the torch backend).
 #    keras is pinned: scripts/train_keras_mnist.py reproduces models/keras_mnist_cnn.keras with it.
 #  - zennit (LRP) and captum are references in tests and benchmarks. zennit 1.0.0 declares
-#    Requires-Python >=3.11.11 although it runs on the machine's 3.11.7, hence
-#    --ignore-requires-python; torchvision (a zennit dependency) is pinned to the release
-#    built for torch 2.13, or pip would upgrade torch.
-PY_PKGS=(numpy nbconvert nbclient jupyter_client ipykernel "keras==3.15.1" h5py captum
-         "torchvision==0.28.0" "zennit==1.0.0")
+#    Requires-Python >=3.11.11 although it runs on the machine's 3.11.7, so it alone is
+#    installed with --ignore-requires-python --no-deps (applied to everything, that flag lets
+#    pip pick a numpy source release that needs Python 3.12); its dependencies are listed
+#    here. torchvision is pinned to the release built for torch 2.13, or pip upgrades torch.
+PY_DEPS=(numpy nbconvert nbclient jupyter_client ipykernel "keras==3.15.1" h5py captum
+         "torchvision==0.28.0" click pillow)
+PY_NODEPS=("zennit==1.0.0")
+PY_PKGS=("${PY_DEPS[@]}" "${PY_NODEPS[@]}")
 VENV="$REPO/.venv"
 VPY="$VENV/bin/python"
 
@@ -96,8 +99,10 @@ else
     fi
     log "pip install torch==$TORCH_VERSION ${PY_PKGS[*]} (first time: ~2-3 min, ~5 GB)"
     t0=$SECONDS
-    "$VPY" -m pip install --quiet --disable-pip-version-check --ignore-requires-python \
-        "torch==$TORCH_VERSION" "${PY_PKGS[@]}"
+    "$VPY" -m pip install --quiet --disable-pip-version-check \
+        "torch==$TORCH_VERSION" "${PY_DEPS[@]}"
+    "$VPY" -m pip install --quiet --disable-pip-version-check --ignore-requires-python --no-deps \
+        "${PY_NODEPS[@]}"
     venv_ok || { echo "setup: ERROR: .venv still not usable after pip install" >&2; exit 1; }
     log "pip install done in $((SECONDS - t0))s"
 fi
