@@ -12,12 +12,14 @@ pub use tch;
 
 pub mod ascend;
 pub mod data;
+pub mod figures;
 pub mod graph;
 pub mod io;
 pub mod metrics;
 pub mod model;
 pub mod objective;
 pub mod plot;
+pub mod prelude;
 pub mod progress;
 pub mod regularize;
 pub mod saliency;
