@@ -13,10 +13,11 @@ first one's sources and dies. Every kernel therefore gets a *slot* of its own,
 * the lowest-numbered slot that no running kernel holds; a kernel holds its slot through a
   `flock` on `<slot>/.kernel-lock`, inherited by evcxr_jupyter and its children, so the
   lock goes away when the kernel does, however it ends;
-* if every slot is busy, a new slot, seeded with a copy of the most recently used warm
-  slot, so that it does not compile torch-sys and tch from scratch. The copy is taken
-  while holding the source's lock, or, if a kernel is running in it, cargo's own build
-  locks, so it never catches a half-finished build.
+* if every slot is busy, a new slot, seeded with a copy of a warm slot, so that it does
+  not compile torch-sys and tch from scratch; a slot whose gradviz is older than the
+  sources is replaced by a copy of one compiled from them, if there is one. The copy is
+  taken while holding the source's lock, or, if a kernel is running in it, cargo's own
+  build locks, so it never catches a half-finished build.
 
 Slots persist: the next kernel reuses them warm. See environment.md ("Several notebooks
 at once") for the measurements behind this design.
@@ -66,6 +67,20 @@ def cargo_locks(slot: Path) -> list[Path]:
 
 def is_warm(slot: Path) -> bool:
     return (slot / "target").is_dir() and (slot / "Cargo.lock").is_file()
+
+
+def gradviz_sources() -> float:
+    """The newest mtime among the files gradviz is compiled from."""
+    files = [REPO / "Cargo.toml", REPO / "build.rs"]
+    for d in ("src", "assets"):
+        files += [p for p in (REPO / d).rglob("*") if p.is_file()]
+    return max((p.stat().st_mtime for p in files if p.exists()), default=0.0)
+
+
+def is_fresh(slot: Path, sources: float) -> bool:
+    """Whether the slot holds gradviz compiled from the current sources."""
+    rlibs = list(slot.glob(f"target/{TARGET_TRIPLE_GLOB}/debug/deps/libgradviz-*.rlib"))
+    return bool(rlibs) and max(p.stat().st_mtime for p in rlibs) >= sources
 
 
 def last_used(slot: Path) -> float:
@@ -120,11 +135,17 @@ def copy_slot(src: Path, dst: Path) -> None:
 
 
 def seed(slot: Path, base: Path) -> None:
-    """Fills a new slot from the most recently used warm one."""
+    """Fills `slot` from the best other slot: one with gradviz compiled from the current
+    sources, else the most recently used; a slot that is warm already is only replaced by a
+    fresh one (a stale copy would not save it any work)."""
+    newest = gradviz_sources()
     sources = sorted((s for s in base.iterdir() if s.is_dir() and s != slot and is_warm(s)),
-                     key=last_used, reverse=True)
+                     key=lambda s: (is_fresh(s, newest), last_used(s)), reverse=True)
+    if is_warm(slot):
+        sources = [s for s in sources if is_fresh(s, newest)]
     if not sources:
-        log(f"no warm build directory to copy: {slot} starts cold")
+        if not is_warm(slot):
+            log(f"no warm build directory to copy: {slot} starts cold")
         return
     for src in sources:  # a slot no kernel holds can be copied at once
         fd = try_lock(src / KERNEL_LOCK)
@@ -161,7 +182,7 @@ def main() -> int:
     evcxr, args = sys.argv[1], sys.argv[2:]
     base = base_dir()
     slot, fd = claim_slot(base)
-    if not is_warm(slot):
+    if not is_warm(slot) or not is_fresh(slot, gradviz_sources()):
         seed(slot, base)
     tidy(slot)
     log(f"kernel {os.getpid()} builds in {slot}")

@@ -37,7 +37,7 @@ pub fn saliency_figure(
 ) -> Result<Figure> {
     let style = SaliencyStyle {
         scale: 4,
-        title: Some(format!("{} ({})", method.name(), target_words(target))),
+        title: Some(format!("{}, target: {}", method.name(), target_words(target))),
         ..Default::default()
     };
     saliency_figure_with(model, batch, method, target, &style)
@@ -69,9 +69,9 @@ pub fn saliency_figure_with(
 fn target_words(target: &Target) -> String {
     match target {
         Target::Class(c) => format!("class {c}"),
-        Target::Classes(_) => "one class per image".into(),
-        Target::Labels(_) => "of each image's label".into(),
-        Target::Predicted => "of each image's predicted class".into(),
+        Target::Classes(_) => "a class per image".into(),
+        Target::Labels(_) => "each image's label".into(),
+        Target::Predicted => "each image's predicted class".into(),
     }
 }
 

@@ -110,13 +110,17 @@ mod notebook_display {
     /// `evcxr_display` method, the second prints it with `{:?}`. With the trait in scope the
     /// first attempt succeeds, printing exactly what the second would have. Types with their
     /// own `evcxr_display` (a [`crate::plot::Figure`] shows as an image) keep it: inherent
-    /// methods come first.
+    /// methods come first. A `()` (a cell ending in a `for` loop) shows nothing.
     pub trait ShowInNotebook {
         fn evcxr_display(&self);
     }
 
     impl<T: std::fmt::Debug + ?Sized> ShowInNotebook for T {
         fn evcxr_display(&self) {
+            // A cell ending in a loop or a call that returns nothing shows nothing, not `()`.
+            if std::any::type_name::<T>() == "()" {
+                return;
+            }
             let text = format!("{self:?}");
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "EVCXR_BEGIN_CONTENT text/plain\n{text}\nEVCXR_END_CONTENT");

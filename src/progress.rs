@@ -4,8 +4,9 @@
 //! - **a notebook** (the evcxr Jupyter kernel): evcxr forwards a cell's output line by line,
 //!   so a bar cannot redraw and `\r` updates would arrive all at once at the end. Instead a
 //!   line is printed each time the elapsed time doubles (after 2 s, 4 s, 8 s, …, with the
-//!   time left) and one summary line at the end: a 5-minute cell shows 8 lines, a 1-second
-//!   one only its summary. They go to stdout, because Jupyter colours stderr like an error;
+//!   time left) and one summary line at the end: a 5-minute loop shows 8 lines and the
+//!   summary, a 1-second one only the summary. They go to stdout, because Jupyter colours
+//!   stderr like an error;
 //! - **anywhere else** (CI logs, pipes): about ten plain lines on stderr.
 //!
 //! ```no_run
