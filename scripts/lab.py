@@ -69,9 +69,9 @@ def prewarm() -> None:
 
 
 def main() -> int:
-    jupyter = VENV / "bin" / "jupyter"
-    if not jupyter.exists():
-        print("lab: .venv/bin/jupyter is missing; run `make lab` (it installs JupyterLab)", file=sys.stderr)
+    python = VENV / "bin" / "python"
+    if subprocess.run([str(python), "-c", "import jupyterlab"], capture_output=True).returncode != 0:
+        print("lab: JupyterLab is not in .venv; run `make lab` (it installs it)", file=sys.stderr)
         return 2
     if os.environ.get("GRADVIZ_LAB_PREWARM", "1") != "0":
         prewarm()
@@ -81,10 +81,13 @@ def main() -> int:
     # JUPYTER_PATH puts the project's kernelspec before any user-level `rust` kernel
     # (setup keeps its version.txt current, so evcxr_jupyter leaves kernel.json alone).
     env = dict(os.environ, JUPYTER_PATH=str(VENV / "share" / "jupyter"))
-    cmd = [str(jupyter), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+    # `python -m jupyterlab`, not .venv/bin/jupyter: a copied venv keeps its old shebangs.
+    cmd = [str(python), "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
            f"--ServerApp.root_dir={REPO / 'notebooks'}", f"--IdentityProvider.token={token}",
            "--MappingKernelManager.default_kernel_name=rust"]
+    if os.geteuid() == 0:  # containers and CI run as root; Jupyter refuses without this
+        cmd.append("--ServerApp.allow_root=True")
     server = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
 
     def stop(signum, _frame):

@@ -12,6 +12,7 @@ after the notebooks, when the build directories are warm):
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import re
@@ -166,6 +167,7 @@ def stop_lab(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    proc.stdout.close()
 
 
 class MakeLab(unittest.TestCase):
@@ -180,12 +182,12 @@ class MakeLab(unittest.TestCase):
                 token = re.search(r"token=(\w+)", url).group(1)
                 api = f"http://127.0.0.1:{port}/api"
                 with urllib.request.urlopen(f"{api}/kernelspecs?token={token}", timeout=30) as r:
-                    specs = __import__("json").load(r)
+                    specs = json.load(r)
                 self.assertEqual(specs["default"], "rust")
                 argv = specs["kernelspecs"]["rust"]["spec"]["argv"]
                 self.assertTrue(any(a.endswith("scripts/evcxr_kernel.py") for a in argv), argv)
                 with urllib.request.urlopen(f"{api}/contents?token={token}", timeout=30) as r:
-                    names = {c["name"] for c in __import__("json").load(r)["content"]}
+                    names = {c["name"] for c in json.load(r)["content"]}
                 self.assertIn("01_saliency.ipynb", names)
             finally:
                 stop_lab(proc)
