@@ -57,29 +57,46 @@ let run = ascend(model.as_ref(), &Objective::logit(3), &x0,
 run.final_target_probs()[0]"""
 
 # A cargo configuration for the build directory: the cell crate, compiled anew for every
-# cell, is not optimized; its dependencies stay as evcxr builds them (opt-level 2).
-CELL_OPT0 = """[profile.dev]
+# cell, is compiled as cheaply as possible; its dependencies stay as evcxr builds them.
+CELL_CHEAP = """[profile.dev]
 opt-level = 0
+codegen-units = 1
 [profile.dev.package."*"]
 opt-level = 2
+codegen-units = 16
 """
 
+# The project's evcxr configuration (kernel.json's EVCXR_CONFIG_DIR): prelude.rs.
+PROJECT_CONFIG = REPO / "scripts" / "evcxr-config"
+
+
+def project_config(**extra: str) -> dict[str, str]:
+    files = {p.name: p.read_text() for p in PROJECT_CONFIG.iterdir() if p.is_file()}
+    for name, text in extra.items():
+        files[name] = files.get(name, "") + text
+    return files
+
+
 CONFIGS = {
-    # evcxr as installed, the cells as the notebooks had them.
-    "baseline": {"setup": [], "first_use": FIRST_USE_OLD, "cargo": None},
-    # gradviz::prelude: one glob import, and the last expression of a cell shows in one
-    # compilation instead of two.
-    "prelude": {"setup": [], "first_use": FIRST_USE_PRELUDE, "cargo": None},
-    # + the cell crate unoptimized.
-    "prelude+opt0": {"setup": [], "first_use": FIRST_USE_PRELUDE, "cargo": CELL_OPT0},
+    # evcxr's defaults (an empty EVCXR_CONFIG_DIR), the cells as the notebooks had them.
+    "baseline": {"setup": [], "first_use": FIRST_USE_OLD, "cargo": None, "evcxr_config": {}},
+    # The project's kernel: gradviz::prelude in the cells, scripts/evcxr-config/prelude.rs
+    # (a cell's last value shows in one compilation).
+    "kernel": {"setup": [], "first_use": FIRST_USE_PRELUDE, "cargo": None,
+               "evcxr_config": project_config()},
+    # + the cell crate unoptimized, in one codegen unit.
+    "kernel+cheap-cell": {"setup": [], "first_use": FIRST_USE_PRELUDE, "cargo": CELL_CHEAP,
+                          "evcxr_config": project_config()},
     # + cargo never asks the network (`:offline 1`).
-    "prelude+offline": {"setup": [":offline 1"], "first_use": FIRST_USE_PRELUDE, "cargo": None},
-    # + an EVCXR_CONFIG_DIR whose init.evcxr adds gradviz (exactly as the notebooks' `:dep` line
-    # ends up, so that the `:dep` cell changes nothing) and whose prelude.rs imports the
-    # prelude: the kernel does both while it starts.
-    "prelude+preload": {"setup": [], "first_use": FIRST_USE_PRELUDE, "cargo": None,
-                        "evcxr_config": {"init.evcxr": f':dep gradviz = {{ path = "{REPO}" }}\n',
-                                         "prelude.rs": "use gradviz::prelude::*;\n"}},
+    "kernel+offline": {"setup": [":offline 1"], "first_use": FIRST_USE_PRELUDE, "cargo": None,
+                       "evcxr_config": project_config()},
+    # + init.evcxr adds gradviz (exactly as the notebooks' `:dep` line ends up, so that the
+    # `:dep` cell changes nothing) and prelude.rs imports the prelude: the kernel does both
+    # while it starts.
+    "kernel+preload": {"setup": [], "first_use": FIRST_USE_PRELUDE, "cargo": None,
+                       "evcxr_config": project_config(**{
+                           "init.evcxr": f':dep gradviz = {{ path = "{REPO}" }}\n',
+                           "prelude.rs": "use gradviz::prelude::*;\n"})},
 }
 
 TOOK_RE = re.compile(r"Took (\d+)ms")
@@ -114,12 +131,11 @@ def prepare(name: str, cfg: dict, work: Path, trace: Path | None) -> KernelSpecM
         (base / ".cargo" / "config.toml").write_text(cfg["cargo"])
     spec = run_notebooks.kernel_spec_manager().get_kernel_spec(run_notebooks.KERNEL).to_dict()
     spec["env"]["GRADVIZ_EVCXR_DIR"] = str(base)
-    if cfg.get("evcxr_config"):
-        conf = base / "evcxr-config"
-        conf.mkdir()
-        for fname, text in cfg["evcxr_config"].items():
-            (conf / fname).write_text(text)
-        spec["env"]["EVCXR_CONFIG_DIR"] = str(conf)
+    conf = base / "evcxr-config"
+    conf.mkdir()
+    for fname, text in cfg["evcxr_config"].items():
+        (conf / fname).write_text(text)
+    spec["env"]["EVCXR_CONFIG_DIR"] = str(conf)
     if trace:
         spec["argv"] = ["strace", "-f", "--seccomp-bpf", "-ttt", "-q", "-s", "200", "-e", "trace=execve",
                         "-o", str(trace)] + spec["argv"]
@@ -292,17 +308,27 @@ def main() -> int:
     # Copies of the build directory, one per configuration; removed at the end (0.5 GB each).
     work = REPO / "target" / "evcxr-bench"
     results: dict[str, list[list[tuple[str, float, float | None]]]] = {n: [] for n in names}
+    try:
+        run_all(names, args, cwd, work, results)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_table(names, args, results)
+    return 0
+
+
+def run_all(names, args, cwd, work, results) -> None:
     for rep in range(args.repeat):
         for name in names:  # interleaved, so that load changes hit every configuration
             print(f"[{name}] run {rep + 1}/{args.repeat}", flush=True)
             results[name].append(measure(name, CONFIGS[name], cwd, args.startup_timeout, work,
                                          args.breakdown))
 
-    shutil.rmtree(work, ignore_errors=True)
-    print(f"load average during the runs: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs")
+
+def print_table(names, args, results) -> None:
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs")
     labels = [label for label, _, _ in results[names[0]][0]]
     print(f"\nseconds per cell (median of {args.repeat}; wall time, evcxr's own in parentheses)")
-    print(f"{'cell':<28}" + "".join(f"{n:>20}" for n in names))
+    print(f"{'cell':<28}" + "".join(f"{n:>22}" for n in names))
     for i, label in enumerate(labels):
         cells = []
         for n in names:
@@ -311,9 +337,8 @@ def main() -> int:
             s = f"{statistics.median(walls):.2f}"
             if tooks:
                 s += f" ({statistics.median(tooks):.2f})"
-            cells.append(f"{s:>20}")
+            cells.append(f"{s:>22}")
         print(f"{label:<28}" + "".join(cells))
-    return 0
 
 
 if __name__ == "__main__":

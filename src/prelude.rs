@@ -96,34 +96,3 @@ pub use crate::tch::Device;
 pub use crate::tch::Kind;
 pub use crate::tch::Tensor;
 pub use anyhow::Result;
-
-// Shows a cell's last expression in one compilation.
-pub use self::notebook_display::ShowInNotebook;
-
-mod notebook_display {
-    use std::io::Write;
-
-    /// Shows any `Debug` value as a cell's result: evcxr calls `(last expression).evcxr_display()`.
-    ///
-    /// Without this trait evcxr compiles a cell twice when its last expression is a plain
-    /// value (`b`, `acc`, a `Vec`): the first attempt fails because the type has no
-    /// `evcxr_display` method, the second prints it with `{:?}`. With the trait in scope the
-    /// first attempt succeeds, printing exactly what the second would have. Types with their
-    /// own `evcxr_display` (a [`crate::plot::Figure`] shows as an image) keep it: inherent
-    /// methods come first. A `()` (a cell ending in a `for` loop) shows nothing.
-    pub trait ShowInNotebook {
-        fn evcxr_display(&self);
-    }
-
-    impl<T: std::fmt::Debug + ?Sized> ShowInNotebook for T {
-        fn evcxr_display(&self) {
-            // A cell ending in a loop or a call that returns nothing shows nothing, not `()`.
-            if std::any::type_name::<T>() == "()" {
-                return;
-            }
-            let text = format!("{self:?}");
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "EVCXR_BEGIN_CONTENT text/plain\n{text}\nEVCXR_END_CONTENT");
-        }
-    }
-}

@@ -82,6 +82,8 @@ class TwoNotebooksAtOnce(unittest.TestCase):
             # A loop of 5 × 1.1 s: progress lines at 2 s and 4 s, then the summary.
             'let mut seen = 0;\nfor k in progress("items", 0..5) {\n'
             '    std::thread::sleep(std::time::Duration::from_millis(1100));\n    seen += k;\n}\nseen',
+            # A cell ending in a loop (a `()`) shows nothing.
+            "for k in 0..2 {\n    seen += k;\n}",
         )
         question_mark_nb = notebook(
             DEP,
@@ -113,6 +115,8 @@ class TwoNotebooksAtOnce(unittest.TestCase):
         self.assertTrue(2 <= len(lines) <= 3, lines)
         self.assertRegex(lines[-1], r"^items: 5/5 in \d+\.\d s$")
         self.assertRegex(lines[0], r"^items: \d/5 \(\d+%\) after \d+\.\d s, about .* left$")
+
+        self.assertEqual(nb_a.cells[3].outputs, [], "a cell ending in () shows nothing")
 
         self.assertIn("the `?` operator", errors(nb_b.cells[2]))
         self.assertEqual(results(nb_b.cells[3]).strip(), "10")
@@ -199,7 +203,7 @@ class MakeLab(unittest.TestCase):
 
 class LatencyBenchmark(unittest.TestCase):
     def test_latency_benchmark_runs(self):
-        r = subprocess.run(["bash", "bench/notebook_latency.sh", "--configs", "prelude", "--no-warm-up"],
+        r = subprocess.run(["bash", "bench/notebook_latency.sh", "--configs", "kernel", "--no-warm-up"],
                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=3600)
         self.assertEqual(r.returncode, 0, r.stdout)
