@@ -145,6 +145,33 @@ def prepare(name: str, cfg: dict, work: Path, trace: Path | None) -> KernelSpecM
     return KernelSpecManager(kernel_dirs=[str(base / "kernels")])
 
 
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by process `root` and all its descendants: the live ones'
+    user + system time, including that of the children they have reaped (cargo, rustc and
+    the linker end before a cell does). Unlike wall time, this barely depends on how busy
+    the machine is."""
+    procs: dict[int, tuple[int, int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        procs[int(d)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in procs:
+            total += procs[pid][1]
+            todo.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class Kernel:
     """One kernel of the project's `rust` kernelspec, with timed cell execution."""
 
@@ -158,9 +185,12 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=startup_timeout)
         self.startup = time.monotonic() - t0
+        self.startup_cpu = tree_cpu(self.km.provisioner.pid)
 
     def run(self, code: str, timeout: float = 3600) -> tuple[float, float | None, str]:
-        """(wall seconds, evcxr's own seconds or None, text output) of one cell; raises on error."""
+        """(wall seconds, evcxr's own seconds or None, text output) of one cell; raises on error.
+        The CPU seconds the kernel used for it are left in `self.last_cpu`."""
+        cpu0 = tree_cpu(self.km.provisioner.pid)
         self.last_start = time.time()
         t0 = time.monotonic()
         msg_id = self.kc.execute(code)
@@ -185,6 +215,7 @@ class Kernel:
                 error = "\n".join(content.get("traceback") or [content.get("evalue", "")])
         wall = time.monotonic() - t0
         self.last_end = time.time()
+        self.last_cpu = tree_cpu(self.km.provisioner.pid) - cpu0
         if error is not None:
             raise RuntimeError(f"cell failed:\n{code}\n---\n{run_notebooks.error_text({'traceback': [error]})}")
         return wall, took, "".join(out)
@@ -247,10 +278,10 @@ def breakdown(spans, start: float, end: float) -> str:
 
 
 def measure(name: str, cfg: dict, cwd: Path, startup_timeout: float, work: Path,
-            breakdown_wanted: bool) -> list[tuple[str, float, float | None]]:
+            breakdown_wanted: bool) -> list[tuple[str, float, float | None, float]]:
     trace = work / f"{name}.strace" if breakdown_wanted else None
     k = Kernel(cwd, startup_timeout, prepare(name, cfg, work, trace))
-    rows = [("kernel start", k.startup, None)]
+    rows = [("kernel start", k.startup, None, k.startup_cpu)]
     windows = []
     try:
         for cmd in cfg["setup"]:
@@ -261,9 +292,10 @@ def measure(name: str, cfg: dict, cwd: Path, startup_timeout: float, work: Path,
                             ("20-step ascent, lr 0.05", ASCENT.format(lr=0.05)),
                             ("same, re-run with lr 0.1", ASCENT.format(lr=0.1))]:
             wall, took, out = k.run(code)
-            rows.append((label, wall, took))
+            rows.append((label, wall, took, k.last_cpu))
             windows.append((label, k.last_start, k.last_end))
-            print(f"  [{name}] {label}: {wall:.2f} s (evcxr {took if took is None else f'{took:.2f} s'})"
+            print(f"  [{name}] {label}: {wall:.2f} s (evcxr {took if took is None else f'{took:.2f} s'}, "
+                  f"CPU {k.last_cpu:.2f} s)"
                   f"{'  → ' + out.strip().splitlines()[-1][:60] if out.strip() else ''}", flush=True)
     finally:
         k.close()
@@ -307,7 +339,7 @@ def main() -> int:
 
     # Copies of the build directory, one per configuration; removed at the end (0.5 GB each).
     work = REPO / "target" / "evcxr-bench"
-    results: dict[str, list[list[tuple[str, float, float | None]]]] = {n: [] for n in names}
+    results: dict[str, list[list[tuple[str, float, float | None, float]]]] = {n: [] for n in names}
     try:
         run_all(names, args, cwd, work, results)
     finally:
@@ -326,19 +358,20 @@ def run_all(names, args, cwd, work, results) -> None:
 
 def print_table(names, args, results) -> None:
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs")
-    labels = [label for label, _, _ in results[names[0]][0]]
-    print(f"\nseconds per cell (median of {args.repeat}; wall time, evcxr's own in parentheses)")
-    print(f"{'cell':<28}" + "".join(f"{n:>22}" for n in names))
-    for i, label in enumerate(labels):
-        cells = []
-        for n in names:
-            walls = [r[i][1] for r in results[n]]
-            tooks = [r[i][2] for r in results[n] if r[i][2] is not None]
-            s = f"{statistics.median(walls):.2f}"
-            if tooks:
-                s += f" ({statistics.median(tooks):.2f})"
-            cells.append(f"{s:>22}")
-        print(f"{label:<28}" + "".join(cells))
+    labels = [row[0] for row in results[names[0]][0]]
+    for title, col in [("wall seconds per cell (evcxr's own `:timing` in parentheses)", 1),
+                       ("CPU seconds per cell (the kernel and everything it ran)", 3)]:
+        print(f"\n{title}, median of {args.repeat}")
+        print(f"{'cell':<28}" + "".join(f"{n:>22}" for n in names))
+        for i, label in enumerate(labels):
+            cells = []
+            for n in names:
+                s = f"{statistics.median(r[i][col] for r in results[n]):.2f}"
+                tooks = [r[i][2] for r in results[n] if r[i][2] is not None]
+                if col == 1 and tooks:
+                    s += f" ({statistics.median(tooks):.2f})"
+                cells.append(f"{s:>22}")
+            print(f"{label:<28}" + "".join(cells))
 
 
 if __name__ == "__main__":

@@ -170,7 +170,8 @@ def seed(slot: Path, base: Path) -> None:
 
 
 def tidy(slot: Path) -> None:
-    """Removes the compiled cells of earlier kernels (evcxr never deletes them)."""
+    """Removes the compiled cells of earlier kernels: evcxr numbers them from 1 in every
+    kernel and overwrites them one by one, but leaves those of a longer earlier session."""
     for so in slot.glob(f"target/{TARGET_TRIPLE_GLOB}/debug/libcode_*.so"):
         so.unlink(missing_ok=True)
 

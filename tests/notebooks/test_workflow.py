@@ -207,6 +207,7 @@ class LatencyBenchmark(unittest.TestCase):
                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=3600)
         self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("CPU seconds per cell", r.stdout)
         table = r.stdout.split("seconds per cell", 1)[-1]
         for label in (":dep", "first use of gradviz", "trivial cell", "20-step ascent", "re-run with lr"):
             self.assertRegex(table, rf"{re.escape(label)}.*\d+\.\d\d", r.stdout)
