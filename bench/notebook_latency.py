@@ -24,6 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,16 +57,6 @@ let run = ascend(model.as_ref(), &Objective::logit(3), &x0,
                  &AscendConfig {{ steps: 20, lr, ..Default::default() }})?;
 run.final_target_probs()[0]"""
 
-# A cargo configuration for the build directory: the cell crate, compiled anew for every
-# cell, is compiled as cheaply as possible; its dependencies stay as evcxr builds them.
-CELL_CHEAP = """[profile.dev]
-opt-level = 0
-codegen-units = 1
-[profile.dev.package."*"]
-opt-level = 2
-codegen-units = 16
-"""
-
 # The project's evcxr configuration (kernel.json's EVCXR_CONFIG_DIR): prelude.rs.
 PROJECT_CONFIG = REPO / "scripts" / "evcxr-config"
 
@@ -79,21 +70,18 @@ def project_config(**extra: str) -> dict[str, str]:
 
 CONFIGS = {
     # evcxr's defaults (an empty EVCXR_CONFIG_DIR), the cells as the notebooks had them.
-    "baseline": {"setup": [], "first_use": FIRST_USE_OLD, "cargo": None, "evcxr_config": {}},
+    "baseline": {"setup": [], "first_use": FIRST_USE_OLD, "evcxr_config": {}},
     # The project's kernel: gradviz::prelude in the cells, scripts/evcxr-config/prelude.rs
     # (a cell's last value shows in one compilation).
-    "kernel": {"setup": [], "first_use": FIRST_USE_PRELUDE, "cargo": None,
+    "kernel": {"setup": [], "first_use": FIRST_USE_PRELUDE,
                "evcxr_config": project_config()},
-    # + the cell crate unoptimized, in one codegen unit.
-    "kernel+cheap-cell": {"setup": [], "first_use": FIRST_USE_PRELUDE, "cargo": CELL_CHEAP,
-                          "evcxr_config": project_config()},
     # + cargo never asks the network (`:offline 1`).
-    "kernel+offline": {"setup": [":offline 1"], "first_use": FIRST_USE_PRELUDE, "cargo": None,
+    "kernel+offline": {"setup": [":offline 1"], "first_use": FIRST_USE_PRELUDE,
                        "evcxr_config": project_config()},
     # + init.evcxr adds gradviz (exactly as the notebooks' `:dep` line ends up, so that the
     # `:dep` cell changes nothing) and prelude.rs imports the prelude: the kernel does both
     # while it starts.
-    "kernel+preload": {"setup": [], "first_use": FIRST_USE_PRELUDE, "cargo": None,
+    "kernel+preload": {"setup": [], "first_use": FIRST_USE_PRELUDE,
                        "evcxr_config": project_config(**{
                            "init.evcxr": f':dep gradviz = {{ path = "{REPO}" }}\n',
                            "prelude.rs": "use gradviz::prelude::*;\n"})},
@@ -112,9 +100,9 @@ def warm_slot() -> Path:
 
 def prepare(name: str, cfg: dict, work: Path, trace: Path | None) -> KernelSpecManager:
     """A kernelspec for one timed kernel of configuration `cfg`: its own copy of the warm build
-    directory (so that configurations cannot disturb each other), the configuration's cargo
-    settings, and, with `trace`, the kernel run under `strace -f`, which logs every program it
-    starts (cargo, rustc, the linker) with start and exit times."""
+    directory (so that configurations cannot disturb each other), the configuration's evcxr
+    config directory, and, with `trace`, the kernel run under `strace -f`, which logs every
+    program it starts (cargo, rustc, the linker) with start and exit times."""
     base = work / name
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
@@ -126,9 +114,6 @@ def prepare(name: str, cfg: dict, work: Path, trace: Path | None) -> KernelSpecM
         subprocess.run(["cp", "-a", "--reflink=auto", str(src), str(base / "0")], check=True)
     finally:
         os.close(fd)
-    if cfg["cargo"]:
-        (base / ".cargo").mkdir()
-        (base / ".cargo" / "config.toml").write_text(cfg["cargo"])
     spec = run_notebooks.kernel_spec_manager().get_kernel_spec(run_notebooks.KERNEL).to_dict()
     spec["env"]["GRADVIZ_EVCXR_DIR"] = str(base)
     conf = base / "evcxr-config"
@@ -221,8 +206,12 @@ class Kernel:
         return wall, took, "".join(out)
 
     def close(self) -> None:
+        pid = self.km.provisioner.pid
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=False)
+        deadline = time.monotonic() + 30  # until strace, if any, has written its last lines
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 EXECVE_RE = re.compile(r'^(\d+) (\d+\.\d+) execve\("([^"]+)", \[(.*?)\]')
@@ -278,8 +267,8 @@ def breakdown(spans, start: float, end: float) -> str:
 
 
 def measure(name: str, cfg: dict, cwd: Path, startup_timeout: float, work: Path,
-            breakdown_wanted: bool) -> list[tuple[str, float, float | None, float]]:
-    trace = work / f"{name}.strace" if breakdown_wanted else None
+            traces: Path | None) -> list[tuple[str, float, float | None, float]]:
+    trace = traces / f"{name}-{time.strftime('%H%M%S')}.strace" if traces else None
     k = Kernel(cwd, startup_timeout, prepare(name, cfg, work, trace))
     rows = [("kernel start", k.startup, None, k.startup_cpu)]
     windows = []
@@ -300,7 +289,6 @@ def measure(name: str, cfg: dict, cwd: Path, startup_timeout: float, work: Path,
     finally:
         k.close()
     if trace:
-        time.sleep(1)  # let strace write the last exits
         spans = processes(trace)
         for label, a, b in windows:
             print(f"  [{name}] {label}: {breakdown(spans, a, b)}", flush=True)
@@ -340,20 +328,22 @@ def main() -> int:
     # Copies of the build directory, one per configuration; removed at the end (0.5 GB each).
     work = REPO / "target" / "evcxr-bench"
     results: dict[str, list[list[tuple[str, float, float | None, float]]]] = {n: [] for n in names}
+    traces = Path(tempfile.mkdtemp(prefix="gradviz-latency-")) if args.breakdown else None
     try:
-        run_all(names, args, cwd, work, results)
+        run_all(names, args, cwd, work, results, traces)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_table(names, args, results)
+    if traces:
+        print(f"\nstrace logs: {traces}")
     return 0
 
 
-def run_all(names, args, cwd, work, results) -> None:
+def run_all(names, args, cwd, work, results, traces: Path | None) -> None:
     for rep in range(args.repeat):
         for name in names:  # interleaved, so that load changes hit every configuration
             print(f"[{name}] run {rep + 1}/{args.repeat}", flush=True)
-            results[name].append(measure(name, CONFIGS[name], cwd, args.startup_timeout, work,
-                                         args.breakdown))
+            results[name].append(measure(name, CONFIGS[name], cwd, args.startup_timeout, work, traces))
 
 
 def print_table(names, args, results) -> None:
