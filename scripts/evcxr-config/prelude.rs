@@ -22,3 +22,10 @@ impl<T: std::fmt::Debug + ?Sized> EvcxrShowDebug for T {
         }
     }
 }
+
+// evcxr compiles cells without support for `?` until a compilation fails because a cell used
+// it; then it recompiles that cell with it and keeps it. Using `?` here switches it on while
+// the kernel starts, so the user's first cell with `?` compiles once, not twice.
+{
+    Ok::<(), std::fmt::Error>(())?;
+}
