@@ -4,6 +4,8 @@ after the notebooks, when the build directories are warm):
     .venv/bin/python -m unittest discover -s tests/notebooks -v
 
 * two notebooks run at the same time, each kernel in a build directory of its own;
+* a cell re-run with another hyperparameter gives another result, and with the first one
+  again the first result (no state left over from earlier runs);
 * every ```rust block of README.md runs, in order, as the cells of one notebook;
 * a long loop shows its progress as a few lines on stdout, not a flood of stderr;
 * `make lab` starts a JupyterLab that answers, and a second `make lab` installs nothing;
@@ -37,6 +39,13 @@ PY = str(REPO / ".venv" / "bin" / "python")
 NOTEBOOKS = REPO / "notebooks"
 DEP = ':dep gradviz = { path = ".." }'  # exactly as in the notebooks: same build, no rebuild
 TIMEOUT = int(os.environ.get("GRADVIZ_CELL_TIMEOUT", "3600"))
+
+
+# A cell of the notebooks' kind: a hyperparameter at the top, a result at the end.
+ASCENT = """let lr = {lr};
+let run = ascend(model.as_ref(), &Objective::logit(3), &x0,
+                 &AscendConfig {{ steps: 5, lr, snapshot_every: 0, ..Default::default() }})?;
+format!("{{:.4}}", run.final_objective()[0])"""
 
 
 def notebook(*cells: str, raises: tuple[int, ...] = ()) -> nbformat.NotebookNode:
@@ -84,6 +93,10 @@ class TwoNotebooksAtOnce(unittest.TestCase):
             '    std::thread::sleep(std::time::Duration::from_millis(1100));\n    seen += k;\n}\nseen',
             # A cell ending in a loop (a `()`) shows nothing.
             "for k in 0..2 {\n    seen += k;\n}",
+            'let model = load_model("../models/mnist_cnn.safetensors")?;\n'
+            "let x0 = Init::noise(0.1, 0.05, 0).make(1, model.input_shape())?;",
+            # The same cell three times: lr 0.02, 0.2, 0.02. No state may leak between runs.
+            *[ASCENT.format(lr=lr) for lr in ("0.02", "0.2", "0.02")],
         )
         question_mark_nb = notebook(
             DEP,
@@ -117,6 +130,10 @@ class TwoNotebooksAtOnce(unittest.TestCase):
         self.assertRegex(lines[0], r"^items: \d/5 \(\d+%\) after \d+\.\d s, about .* left$")
 
         self.assertEqual(nb_a.cells[3].outputs, [], "a cell ending in () shows nothing")
+        first, other, again = (results(c).strip() for c in nb_a.cells[5:8])
+        self.assertTrue(first and other, [first, other])
+        self.assertNotEqual(first, other, "another lr gives another result")
+        self.assertEqual(first, again, "re-running with the first lr gives the first result")
 
         self.assertIn("the `?` operator", errors(nb_b.cells[2]))
         self.assertEqual(results(nb_b.cells[3]).strip(), "10")
