@@ -6,6 +6,7 @@
 #
 #   scripts/setup.sh            # venv + torch, evcxr_jupyter, apt data, kernel, cargo config
 #   GRADVIZ_PDF=1 scripts/setup.sh   # additionally apt-install chromium (PDF report)
+#   GRADVIZ_LAB=1 scripts/setup.sh   # additionally pip-install JupyterLab (make lab)
 #
 # Other knobs:
 #   GRADVIZ_SKIP_EVCXR=1   do not `cargo install evcxr_jupyter` even if it is missing
@@ -178,7 +179,10 @@ repo, evcxr, torch_lib, cargo_bin = sys.argv[1:]
 venv = os.path.join(repo, ".venv")
 kdir = os.path.join(venv, "share", "jupyter", "kernels", "rust")
 spec = {
-    "argv": [evcxr, "--control_file", "{connection_file}"],
+    # The launcher gives every kernel a build directory of its own (a second kernel on the
+    # same directory dies), then becomes evcxr_jupyter.
+    "argv": [os.path.join(venv, "bin", "python"), os.path.join(repo, "scripts", "evcxr_kernel.py"),
+             evcxr, "--control_file", "{connection_file}"],
     "display_name": "Rust (gradviz)",
     "language": "rust",
     "interrupt_mode": "message",
@@ -189,9 +193,12 @@ spec = {
         # ${PATH} is expanded by jupyter_client from the launching env.
         "PATH": os.path.join(venv, "bin") + ":" + cargo_bin + ":${PATH}",
         "LD_LIBRARY_PATH": torch_lib,
-        # One shared evcxr build dir: torch-sys/tch/gradviz compile once for
-        # all notebooks (and across runs).
-        "EVCXR_TMPDIR": os.path.join(repo, "target", "evcxr"),
+        # evcxr build directories, one per running kernel (target/evcxr/0, 1, ...), kept
+        # warm across runs: torch-sys/tch/gradviz compile once.
+        "GRADVIZ_EVCXR_DIR": os.path.join(repo, "target", "evcxr"),
+        # evcxr runs prelude.rs there at start-up: a cell's last value shows in one
+        # compilation instead of two (environment.md, "Notebook cells").
+        "EVCXR_CONFIG_DIR": os.path.join(repo, "scripts", "evcxr-config"),
         "GRADVIZ_PYTHON": os.path.join(venv, "bin", "python"),
     },
 }
@@ -208,6 +215,16 @@ if old != text:
 else:
     print("setup: jupyter kernel 'rust' ok")
 EOF
+
+# JupyterLab, for `make lab` only (GRADVIZ_LAB=1): installed into the venv if missing.
+if [ "${GRADVIZ_LAB:-0}" = 1 ]; then
+    if "$VPY" -c 'import importlib.metadata as m; m.version("jupyterlab")' 2>/dev/null; then
+        log "jupyterlab ok"
+    else
+        log "pip install jupyterlab (torch stays at $TORCH_VERSION)"
+        "$VPY" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" jupyterlab
+    fi
+fi
 
 # ---------------------------------------------------------------------------
 # 5. .cargo/config.toml so plain cargo build/test/run find libtorch
