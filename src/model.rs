@@ -392,6 +392,7 @@ const META_FORMAT: &str = "gradviz.format";
 const META_ARCH: &str = "gradviz.arch";
 const META_DATASET: &str = "gradviz.dataset";
 const META_CLASSES: &str = "gradviz.classes";
+const META_TRAIN_SUBSET: &str = "gradviz.train_subset";
 
 /// A built-in CNN with its weights, architecture and the data set it was made for.
 pub struct BuiltinModel {
@@ -402,8 +403,68 @@ pub struct BuiltinModel {
     pub dataset: Option<DatasetName>,
     /// The data set's name: `mnist`, or e.g. the image folder's name.
     pub data_name: String,
+    /// Which images of the train split it was trained on, e.g. `even` (indices 0, 2, 4, …);
+    /// `None` when the file does not say. Saved in the metadata, so that an independent
+    /// judge can be shown to have seen none of the analysed model's training images.
+    pub train_subset: Option<TrainSubset>,
     class_names: Vec<String>,
     graph: LayerGraph,
+}
+
+/// The images of a train split that a model was trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainSubset {
+    All,
+    /// Indices 0, 2, 4, …
+    Even,
+    /// Indices 1, 3, 5, …
+    Odd,
+}
+
+impl TrainSubset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainSubset::All => "all",
+            TrainSubset::Even => "even",
+            TrainSubset::Odd => "odd",
+        }
+    }
+
+    /// Whether two models trained on these subsets of the same split saw no common image.
+    pub fn disjoint(self, other: TrainSubset) -> bool {
+        matches!(
+            (self, other),
+            (TrainSubset::Even, TrainSubset::Odd) | (TrainSubset::Odd, TrainSubset::Even)
+        )
+    }
+
+    /// The indices of this subset among `n` images.
+    pub fn indices(self, n: usize) -> Vec<i64> {
+        let (start, step) = match self {
+            TrainSubset::All => (0, 1),
+            TrainSubset::Even => (0, 2),
+            TrainSubset::Odd => (1, 2),
+        };
+        (start..n as i64).step_by(step).collect()
+    }
+}
+
+impl std::str::FromStr for TrainSubset {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "all" => Ok(TrainSubset::All),
+            "even" => Ok(TrainSubset::Even),
+            "odd" => Ok(TrainSubset::Odd),
+            other => bail!("unknown train subset '{other}' (all, even or odd)"),
+        }
+    }
+}
+
+impl std::fmt::Display for TrainSubset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::fmt::Debug for BuiltinModel {
@@ -466,6 +527,7 @@ impl BuiltinModel {
             arch,
             dataset,
             data_name: data_name.to_string(),
+            train_subset: None,
             class_names,
             graph,
         })
@@ -496,7 +558,7 @@ impl BuiltinModel {
                     .map_err(|e| anyhow::anyhow!("{e:?}"))
             })
             .collect::<Result<_>>()?;
-        let meta: HashMap<String, String> = [
+        let mut meta: HashMap<String, String> = [
             (META_FORMAT.to_string(), "1".to_string()),
             (META_ARCH.to_string(), self.arch.as_str().to_string()),
             (META_DATASET.to_string(), self.data_name.clone()),
@@ -506,6 +568,9 @@ impl BuiltinModel {
             ),
         ]
         .into();
+        if let Some(subset) = self.train_subset {
+            meta.insert(META_TRAIN_SUBSET.to_string(), subset.to_string());
+        }
         let bytes = safetensors::serialize(views, &Some(meta)).map_err(|e| anyhow::anyhow!("{e:?}"))?;
         crate::io::write_atomic(path, &bytes)
     }
@@ -550,6 +615,13 @@ impl BuiltinModel {
             serde_json::from_str(get(META_CLASSES)?).with_context(|| format!("{p}: bad class list"))?;
         let mut model = BuiltinModel::build(arch, dataset, &data_name, class_names, arch.input_shape(), 0)
             .with_context(|| format!("{p}"))?;
+        model.train_subset = match meta.get(META_TRAIN_SUBSET) {
+            Some(s) => Some(
+                s.parse()
+                    .with_context(|| format!("{p}: bad metadata '{META_TRAIN_SUBSET}'"))?,
+            ),
+            None => None,
+        };
         let mut vars = model.vs.variables();
         let file_names: Vec<String> = st.names().into_iter().cloned().collect();
         if let Some(extra) = file_names.iter().find(|n| !vars.contains_key(*n)) {
@@ -645,8 +717,12 @@ impl Classifier for BuiltinModel {
 
     fn describe(&self) -> String {
         let [c, h, w] = self.input_shape();
+        let subset = match self.train_subset {
+            Some(s @ (TrainSubset::Even | TrainSubset::Odd)) => format!(", trained on the {s} half"),
+            _ => String::new(),
+        };
         format!(
-            "{} ({}, {c}x{h}x{w} -> {} classes)",
+            "{} ({}, {c}x{h}x{w} -> {} classes{subset})",
             self.arch,
             self.data_name,
             self.class_names.len()

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 use gradviz::data::{self, DatasetName};
-use gradviz::model::{self, Arch, BuiltinModel, Classifier};
+use gradviz::model::{self, Arch, BuiltinModel, Classifier, TrainSubset};
 use gradviz::train::{self as trainer, TrainConfig};
 use std::path::PathBuf;
 
@@ -27,9 +27,10 @@ pub struct TrainArgs {
     batch_size: i64,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
-    /// Train on every other image of the train split only: `even` or `odd`.
+    /// Train on every other image of the train split only: `even` or `odd` (recorded in the
+    /// model's metadata, so that two models trained on different halves are provably disjoint).
     #[arg(long)]
-    half: Option<String>,
+    half: Option<TrainSubset>,
     /// Disable the random shift/rotation/scale augmentation.
     #[arg(long)]
     no_augment: bool,
@@ -59,23 +60,18 @@ pub fn fit_to(splits: data::Splits, model: &dyn Classifier) -> Result<data::Spli
 
 pub fn train(a: TrainArgs) -> Result<()> {
     let splits = load_data(a.dataset, a.data.as_deref())?;
-    let train_set = match a.half.as_deref() {
-        None => splits.train.head(splits.train.len()),
-        Some(h) => {
-            let start = match h {
-                "even" => 0,
-                "odd" => 1,
-                other => anyhow::bail!("--half must be even or odd, not '{other}'"),
-            };
-            let idx: Vec<i64> = (start..splits.train.len() as i64).step_by(2).collect();
-            splits.train.select(&idx)?
-        }
-    };
+    let subset = a.half.unwrap_or(TrainSubset::All);
+    anyhow::ensure!(
+        subset != TrainSubset::All || a.half.is_none(),
+        "--half must be even or odd, not all"
+    );
+    let train_set = splits.train.select(&subset.indices(splits.train.len()))?;
     let arch = match a.arch {
         Some(arch) => arch,
         None => Arch::default_for_shape(splits.input_shape())?,
     };
     let mut model = BuiltinModel::for_data(arch, &splits, a.seed)?;
+    model.train_subset = Some(subset);
     eprintln!(
         "training {arch} on {} {} images ({}) for {} epochs (seed {})",
         train_set.len(),
