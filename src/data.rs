@@ -167,22 +167,58 @@ impl Dataset {
     }
 }
 
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .with_context(|| format!("{}: corrupt or truncated gzip stream", path.display()))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+/// Deflate cannot compress better than about 1032:1, so a gzip stream of `n` bytes holds at
+/// most this many bytes per input byte: a bound on what an IDX header may claim.
+const MAX_GZIP_RATIO: u64 = 1032;
+
+/// The dimensions and payload of an IDX file of unsigned bytes (raw, or gzip-compressed),
+/// held in memory. The sizes in the header are checked against the bytes that are there
+/// before anything is allocated for them.
+fn decode_idx(bytes: &[u8], want_dims: usize, what: &str) -> Result<(Vec<usize>, Vec<u8>)> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        let (shape, header) = parse_idx_header(bytes, want_dims, what)?;
+        let expected = idx_payload_len(&shape, what)?;
+        let got = bytes.len() - header;
+        ensure!(
+            got as u64 == expected,
+            "{what}: truncated or oversized IDX payload: header says {shape:?} = {expected} bytes, file has {got}"
+        );
+        return Ok((shape, bytes[header..].to_vec()));
     }
+    let corrupt = || format!("{what}: corrupt or truncated gzip stream");
+    let mut gz = GzDecoder::new(bytes);
+    let mut head = vec![0u8; 4];
+    gz.read_exact(&mut head).with_context(corrupt)?;
+    let dims = head[3] as usize;
+    if head[..3] == [0, 0, 0x08] && dims == want_dims {
+        head.resize(4 + 4 * dims, 0);
+        gz.read_exact(&mut head[4..]).with_context(corrupt)?;
+    }
+    let (shape, _) = parse_idx_header(&head, want_dims, what)?;
+    let expected = idx_payload_len(&shape, what)?;
+    let most = MAX_GZIP_RATIO * bytes.len() as u64;
+    ensure!(
+        expected <= most,
+        "{what}: IDX header claims {shape:?} = {expected} bytes, more than a {}-byte gzip stream can hold (at most {most})",
+        bytes.len()
+    );
+    let mut payload = Vec::with_capacity(expected as usize);
+    gz.take(expected + 1)
+        .read_to_end(&mut payload)
+        .with_context(corrupt)?;
+    ensure!(
+        payload.len() as u64 == expected,
+        "{what}: truncated or oversized IDX payload: header says {shape:?} = {expected} bytes, stream has {}{}",
+        payload.len(),
+        if payload.len() as u64 > expected { " or more" } else { "" }
+    );
+    Ok((shape, payload))
 }
 
-/// The dimensions and payload of an IDX file of unsigned bytes.
-fn parse_idx(path: &Path, bytes: &[u8], want_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
-    let p = path.display();
+/// Checks the magic number of an IDX file of unsigned bytes and reads its dimensions;
+/// returns them and the header's length.
+fn parse_idx_header(bytes: &[u8], want_dims: usize, what: &str) -> Result<(Vec<usize>, usize)> {
+    let p = what;
     ensure!(
         bytes.len() >= 4,
         "{p}: file is too short to be IDX ({} bytes)",
@@ -206,22 +242,31 @@ fn parse_idx(path: &Path, bytes: &[u8], want_dims: usize) -> Result<(Vec<usize>,
     );
     let header = 4 + 4 * dims;
     ensure!(bytes.len() >= header, "{p}: truncated IDX header");
-    let shape: Vec<usize> = (0..dims)
-        .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
+    let shape: Vec<usize> = bytes[4..header]
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
-    let expected: usize = shape.iter().product();
-    let got = bytes.len() - header;
-    ensure!(
-        got == expected,
-        "{p}: truncated or oversized IDX payload: header says {shape:?} = {expected} bytes, file has {got}"
-    );
-    Ok((shape, bytes[header..].to_vec()))
+    Ok((shape, header))
 }
 
-/// Reads an IDX image file (`.gz` or raw) into `[N, 1, H, W]` f32 in `[0, 1]`.
-pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Tensor> {
-    let path = path.as_ref();
-    let (shape, data) = parse_idx(path, &read_maybe_gz(path)?, 3)?;
+/// The payload size an IDX header claims, without overflow.
+fn idx_payload_len(shape: &[usize], what: &str) -> Result<u64> {
+    shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .with_context(|| format!("{what}: IDX header claims an impossible size {shape:?}"))
+}
+
+/// Parses IDX image bytes (`.gz` or raw) into `[N, 1, H, W]` f32 in `[0, 1]`; `what` names
+/// the source in errors.
+pub fn idx_images_from_bytes(bytes: &[u8], what: &str) -> Result<Tensor> {
+    let (shape, data) = decode_idx(bytes, 3, what)?;
+    ensure!(
+        shape[1] > 0 && shape[2] > 0,
+        "{what}: IDX images of size {}x{} are empty",
+        shape[1],
+        shape[2]
+    );
     let t = Tensor::from_slice(&data)
         .view([shape[0] as i64, 1, shape[1] as i64, shape[2] as i64])
         .to_kind(Kind::Float)
@@ -229,11 +274,26 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Tensor> {
     Ok(t)
 }
 
+/// Parses IDX label bytes (`.gz` or raw) into `[N]` i64.
+pub fn idx_labels_from_bytes(bytes: &[u8], what: &str) -> Result<Tensor> {
+    let (_, data) = decode_idx(bytes, 1, what)?;
+    Ok(Tensor::from_slice(&data).to_kind(Kind::Int64))
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Reads an IDX image file (`.gz` or raw) into `[N, 1, H, W]` f32 in `[0, 1]`.
+pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Tensor> {
+    let path = path.as_ref();
+    idx_images_from_bytes(&read_file(path)?, &path.display().to_string())
+}
+
 /// Reads an IDX label file (`.gz` or raw) into `[N]` i64.
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    let (_, data) = parse_idx(path, &read_maybe_gz(path)?, 1)?;
-    Ok(Tensor::from_slice(&data).to_kind(Kind::Int64))
+    idx_labels_from_bytes(&read_file(path)?, &path.display().to_string())
 }
 
 /// Reads an image/label pair of IDX files and checks that they agree.
@@ -278,11 +338,14 @@ pub const CIFAR10_RECORD_BYTES: usize = 1 + 3 * 32 * 32;
 /// Reads one CIFAR-10 binary batch (`data_batch_N.bin`, `test_batch.bin`).
 pub fn read_cifar10_batch(path: impl AsRef<Path>) -> Result<Dataset> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    cifar10_batch_from_bytes(&read_file(path)?, &path.display().to_string())
+}
+
+/// Parses the bytes of one CIFAR-10 binary batch; `what` names the source in errors.
+pub fn cifar10_batch_from_bytes(bytes: &[u8], what: &str) -> Result<Dataset> {
     ensure!(
         !bytes.is_empty() && bytes.len() % CIFAR10_RECORD_BYTES == 0,
-        "{}: size {} is not a multiple of the CIFAR-10 record size {CIFAR10_RECORD_BYTES} (truncated or not a CIFAR-10 binary batch)",
-        path.display(),
+        "{what}: size {} is not a multiple of the CIFAR-10 record size {CIFAR10_RECORD_BYTES} (truncated or not a CIFAR-10 binary batch)",
         bytes.len()
     );
     let n = bytes.len() / CIFAR10_RECORD_BYTES;
@@ -293,7 +356,7 @@ pub fn read_cifar10_batch(path: impl AsRef<Path>) -> Result<Dataset> {
         pixels.extend_from_slice(&rec[1..]);
     }
     let labels = Tensor::from_slice(&labels);
-    check_labels(&labels, 10, path)?;
+    check_labels(&labels, 10, Path::new(what))?;
     let images = Tensor::from_slice(&pixels)
         .view([n as i64, 3, 32, 32])
         .to_kind(Kind::Float)

@@ -10,9 +10,11 @@
 
 pub use tch;
 
+pub mod args;
 pub mod ascend;
 pub mod data;
 pub mod graph;
+pub mod interrupt;
 pub mod io;
 pub mod metrics;
 pub mod model;
