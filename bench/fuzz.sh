@@ -7,16 +7,18 @@
 #   bash bench/fuzz.sh                 # all targets, 1,000,000 inputs each
 #   bash bench/fuzz.sh 20000 npy png   # fewer inputs, some targets
 #   SEED=7 bash bench/fuzz.sh          # another deterministic run
+#   PROFILE=dev bash bench/fuzz.sh     # the debug build instead (slower, no extra build)
 #
-# Built with the `fuzz` profile: release optimizations with overflow checks and debug
-# assertions on, so integer overflows are found as panics.
+# Built with the `fuzz` profile (release optimizations with overflow checks and debug
+# assertions on, so integer overflows are found as panics) unless PROFILE says otherwise.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 INPUTS="${1:-1000000}"
 shift || true
 SEED="${SEED:-0}"
-cargo build --profile fuzz --example fuzz >&2
-BIN=target/fuzz/examples/fuzz
+PROFILE="${PROFILE:-fuzz}"
+cargo build --profile "$PROFILE" --example fuzz >&2
+BIN="target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")/examples/fuzz"
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <("$BIN" --list)
 printf '%-12s %10s %10s %10s %7s %7s %9s %8s\n' target tried accepted rejected panics aborts peak_MiB secs

@@ -7,7 +7,11 @@ use gradviz::saliency::{reduce, Attribution, IntegratedGradients, Reduce, Smooth
 use gradviz::tch::Tensor;
 
 fn setup() -> (BuiltinModel, Tensor, Target) {
-    let m = BuiltinModel::load(concat!(env!("CARGO_MANIFEST_DIR"), "/models/mnist_cnn.safetensors")).unwrap();
+    let m = BuiltinModel::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/mnist_cnn.safetensors"
+    ))
+    .unwrap();
     let test = gradviz::data::bundled_mnist().unwrap().test.head(5);
     (m, test.images, Target::labels(&test.labels))
 }

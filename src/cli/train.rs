@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use gradviz::data::{self, DatasetName};
+use gradviz::data::{self, Dataset, DatasetName};
 use gradviz::model::{self, Arch, BuiltinModel, Classifier};
 use gradviz::train::{self as trainer, TrainConfig};
 use std::path::PathBuf;
@@ -61,29 +61,23 @@ fn default_checkpoint(out: &std::path::Path) -> PathBuf {
     out.with_file_name(format!("{stem}.checkpoint{ext}"))
 }
 
+/// The training images: the whole train split, or its even or odd half.
+fn training_images(train: Dataset, half: Option<&str>) -> Result<Dataset> {
+    let start = match half {
+        None => return Ok(train),
+        Some("even") => 0,
+        Some("odd") => 1,
+        Some(other) => anyhow::bail!("--half must be even or odd, not '{other}'"),
+    };
+    let idx: Vec<i64> = (start..train.len() as i64).step_by(2).collect();
+    train.select(&idx)
+}
+
 pub fn train(a: TrainArgs) -> Result<()> {
     let splits = data::load(a.dataset, a.data.as_deref())?;
-    let train_set = match a.half.as_deref() {
-        None => splits.train,
-        Some(h) => {
-            let start = match h {
-                "even" => 0,
-                "odd" => 1,
-                other => anyhow::bail!("--half must be even or odd, not '{other}'"),
-            };
-            let idx: Vec<i64> = (start..splits.train.len() as i64).step_by(2).collect();
-            splits.train.select(&idx)?
-        }
-    };
+    let train_set = training_images(splits.train, a.half.as_deref())?;
     let arch = a.arch.unwrap_or(Arch::default_for(a.dataset));
     let mut model = BuiltinModel::new(arch, a.dataset, a.seed)?;
-    eprintln!(
-        "training {arch} on {} {} images for {} epochs (seed {})",
-        train_set.len(),
-        a.dataset,
-        a.epochs,
-        a.seed
-    );
     let checkpoint = a.checkpoint.clone().unwrap_or_else(|| default_checkpoint(&a.out));
     let cfg = TrainConfig {
         epochs: a.epochs,
@@ -95,6 +89,13 @@ pub fn train(a: TrainArgs) -> Result<()> {
         checkpoint: Some(checkpoint.clone()),
         stop_after: a.stop_after,
     };
+    eprintln!(
+        "training {arch} on {} {} images for {} epochs (seed {})",
+        train_set.len(),
+        a.dataset,
+        a.epochs,
+        a.seed
+    );
     let report = if a.resume {
         anyhow::ensure!(
             checkpoint.is_file(),
@@ -103,6 +104,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
         );
         trainer::resume(&mut model, &train_set, Some(&splits.test), &cfg, &checkpoint)?
     } else {
+        if checkpoint.exists() {
+            eprintln!(
+                "note: starting over; {} of an earlier run will be replaced (--resume continues it)",
+                checkpoint.display()
+            );
+        }
         trainer::train(&mut model, &train_set, Some(&splits.test), &cfg)?
     };
     for (i, (l, acc)) in report
@@ -125,8 +132,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
     model.save(&a.out)?;
     println!("saved {} to {}", model.describe(), a.out.display());
     std::fs::remove_file(&checkpoint)
-        .with_context(|| format!("cannot remove the checkpoint {}", checkpoint.display()))?;
-    Ok(())
+        .with_context(|| format!("cannot remove the checkpoint {}", checkpoint.display()))
 }
 
 #[derive(Args)]
