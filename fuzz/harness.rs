@@ -20,7 +20,7 @@ pub struct Target {
     /// Parses the bytes; errors are expected, panics are bugs.
     pub run: fn(&[u8]) -> anyhow::Result<()>,
     /// Tokens that mean something to this parser, spliced into inputs.
-    pub dictionary: &'static [&'static str],
+    pub dictionary: &'static [&'static [u8]],
 }
 
 /// What a run found.
@@ -46,21 +46,21 @@ const INTERESTING_32: [u32; 10] = [
     10_000,
 ];
 
-const INTERESTING_TEXT: [&str; 14] = [
-    "0",
-    "-1",
-    "1",
-    "2147483648",
-    "4294967296",
-    "9223372036854775807",
-    "18446744073709551615",
-    "1e308",
-    "1e309",
-    "-0",
-    "nan",
-    "inf",
-    "0.5",
-    "",
+const INTERESTING_TEXT: [&[u8]; 14] = [
+    b"0",
+    b"-1",
+    b"1",
+    b"2147483648",
+    b"4294967296",
+    b"9223372036854775807",
+    b"18446744073709551615",
+    b"1e308",
+    b"1e309",
+    b"-0",
+    b"nan",
+    b"inf",
+    b"0.5",
+    b"",
 ];
 
 /// A position, biased to the first 256 bytes where headers live.
@@ -74,7 +74,7 @@ fn pos(rng: &mut StdRng, len: usize) -> usize {
     }
 }
 
-fn mutate_once(rng: &mut StdRng, data: &mut Vec<u8>, seeds: &[Vec<u8>], dict: &[&str]) {
+fn mutate_once(rng: &mut StdRng, data: &mut Vec<u8>, seeds: &[Vec<u8>], dict: &[&[u8]]) {
     let len = data.len();
     match rng.gen_range(0..12) {
         0 if len > 0 => {
@@ -137,9 +137,9 @@ fn mutate_once(rng: &mut StdRng, data: &mut Vec<u8>, seeds: &[Vec<u8>], dict: &[
             if rng.gen() && i < len {
                 // Replace a run of digits (a number in a text header) with the token.
                 let end = (i..len).find(|&j| !data[j].is_ascii_digit()).unwrap_or(len);
-                data.splice(i..end.max(i + 1).min(len), tok.bytes());
+                data.splice(i..end.max(i + 1).min(len), tok.iter().copied());
             } else {
-                data.splice(i..i, tok.bytes());
+                data.splice(i..i, tok.iter().copied());
             }
         }
         _ => {

@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 mod harness;
 #[path = "../fuzz/targets.rs"]
+#[allow(dead_code)]
 mod targets;
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -3,8 +3,10 @@
 //! overflows panic too. `bash bench/fuzz.sh` is the long run (1,000,000 inputs a target).
 
 #[path = "../fuzz/harness.rs"]
+#[allow(dead_code)]
 mod harness;
 #[path = "../fuzz/targets.rs"]
+#[allow(dead_code)]
 mod targets;
 
 use std::time::Duration;

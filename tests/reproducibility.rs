@@ -38,8 +38,9 @@ fn model() -> String {
     repo().join("models/mnist_cnn.safetensors").display().to_string()
 }
 
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+/// A command line written as one string (the paths used here have no spaces).
+fn words(line: String) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
 }
 
 #[test]
@@ -47,27 +48,11 @@ fn train_reruns_write_identical_models() {
     let data = tempfile::tempdir().unwrap();
     small_mnist(data.path(), 384, 64);
     assert_reruns_identical(&["m.safetensors"], |d| {
-        let out = d.join("m.safetensors");
-        let mut a = strings(&[
-            "train",
-            "--dataset",
-            "mnist",
-            "--arch",
-            "lenet",
-            "--epochs",
-            "2",
-            "--seed",
-            "3",
-        ]);
-        a.extend(strings(&[
-            "--batch-size",
-            "64",
-            "--data",
+        words(format!(
+            "train --dataset mnist --arch lenet --epochs 2 --seed 3 --batch-size 64 --data {} --out {}",
             s(data.path()),
-            "--out",
-            s(&out),
-        ]));
-        a
+            s(&d.join("m.safetensors"))
+        ))
     });
 }
 
@@ -75,32 +60,13 @@ fn train_reruns_write_identical_models() {
 fn smoothgrad_and_ig_reruns_write_identical_files() {
     for method in ["smoothgrad", "integrated-gradients"] {
         assert_reruns_identical(&["a.npy", "a.png"], |d| {
-            let mut a = strings(&[
-                "saliency",
-                "--model",
-                &model(),
-                "--dataset",
-                "mnist",
-                "--indices",
-                "0..4",
-            ]);
-            a.extend(strings(&[
-                "--method",
-                method,
-                "--samples",
-                "8",
-                "--steps",
-                "8",
-                "--seed",
-                "5",
-            ]));
-            a.extend(strings(&[
-                "--save-npy",
+            words(format!(
+                "saliency --model {} --dataset mnist --indices 0..4 --method {method} --samples 8 \
+                 --steps 8 --seed 5 --save-npy {} --plot {}",
+                model(),
                 s(&d.join("a.npy")),
-                "--plot",
-                s(&d.join("a.png")),
-            ]));
-            a
+                s(&d.join("a.png"))
+            ))
         });
     }
 }
@@ -108,37 +74,13 @@ fn smoothgrad_and_ig_reruns_write_identical_files() {
 #[test]
 fn ascend_reruns_with_noise_and_random_transforms_write_identical_files() {
     assert_reruns_identical(&["x.npy", "x.png"], |d| {
-        let mut a = strings(&[
-            "ascend",
-            "--model",
-            &model(),
-            "--classes",
-            "0-3",
-            "--init",
-            "noise",
-        ]);
-        a.extend(strings(&[
-            "--seed",
-            "9",
-            "--steps",
-            "20",
-            "--step-rule",
-            "adam",
-            "--lr",
-            "0.02",
-        ]));
-        a.extend(strings(&[
-            "--regularize",
-            "default,scale=0.9-1.1,rotate=5",
-            "--snapshot-every",
-            "10",
-        ]));
-        a.extend(strings(&[
-            "--save-npy",
+        words(format!(
+            "ascend --model {} --classes 0-3 --init noise --seed 9 --steps 20 --step-rule adam \
+             --lr 0.02 --regularize default,scale=0.9-1.1,rotate=5 --snapshot-every 10 \
+             --save-npy {} --plot {}",
+            model(),
             s(&d.join("x.npy")),
-            "--plot",
-            s(&d.join("x.png")),
-        ]));
-        a
+            s(&d.join("x.png"))
+        ))
     });
 }
