@@ -5,4 +5,27 @@ fn main() {
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     }
+    embed_importer();
+}
+
+// `gradviz import` runs the Python package scripts/gradviz_import; every .py file of it is
+// embedded into the binary (src/import.rs), so the binary works without the source tree.
+fn embed_importer() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gradviz_import");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("scripts/gradviz_import exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        .collect();
+    files.sort();
+    let mut code = String::from("&[\n");
+    for f in &files {
+        let name = f.file_name().and_then(|n| n.to_str()).expect("utf-8 file name");
+        code += &format!("    ({name:?}, include_str!({:?})),\n", f.display().to_string());
+    }
+    code += "]\n";
+    let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("importer_files.rs");
+    std::fs::write(out, code).expect("write importer_files.rs");
 }

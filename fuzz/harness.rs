@@ -156,7 +156,7 @@ fn mutate_once(rng: &mut StdRng, data: &mut Vec<u8>, seeds: &[Vec<u8>], dict: &[
 pub fn input(target: &Target, seeds: &[Vec<u8>], seed: u64, k: u64) -> Vec<u8> {
     let mut rng = StdRng::seed_from_u64(seed ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut data = seeds[rng.gen_range(0..seeds.len())].clone();
-    if k % 16 != 0 {
+    if !k.is_multiple_of(16) {
         for _ in 0..rng.gen_range(1..=8) {
             mutate_once(&mut rng, &mut data, seeds, target.dictionary);
         }

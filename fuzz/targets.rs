@@ -13,13 +13,13 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "idx-images",
         seeds: || vec![mnist_images(3), mnist_images(1)],
-        run: |b| gradviz::data::idx_images_from_bytes(b, "fuzz").map(drop),
+        run: |b| gradviz::data::idx::parse_idx_images(b).map(drop),
         dictionary: &[],
     },
     Target {
         name: "idx-labels",
         seeds: || vec![mnist_labels(16), mnist_labels(1)],
-        run: |b| gradviz::data::idx_labels_from_bytes(b, "fuzz").map(drop),
+        run: |b| gradviz::data::idx::parse_idx_labels(b).map(drop),
         dictionary: &[],
     },
     Target {
@@ -41,8 +41,8 @@ pub const TARGETS: &[Target] = &[
             } else {
                 gzip(b)
             };
-            let images = gradviz::data::idx_images_from_bytes(&gz, "fuzz").map(drop);
-            let labels = gradviz::data::idx_labels_from_bytes(&gz, "fuzz").map(drop);
+            let images = gradviz::data::idx::parse_idx_images(&gz).map(drop);
+            let labels = gradviz::data::idx::parse_idx_labels(&gz).map(drop);
             images.or(labels)
         },
         dictionary: &[],
@@ -50,7 +50,7 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "cifar10",
         seeds: || vec![cifar_records(&[3, 9]), cifar_records(&[0])],
-        run: |b| gradviz::data::cifar10_batch_from_bytes(b, "fuzz").map(drop),
+        run: |b| gradviz::data::cifar::parse_cifar10_binary(b).map(drop),
         dictionary: &[],
     },
     Target {
@@ -289,7 +289,7 @@ fn cifar_records(labels: &[u8]) -> Vec<u8> {
 
 /// The first `n` bundled MNIST test digits `[n, 1, 28, 28]`.
 fn digits(n: u32) -> Tensor {
-    gradviz::data::idx_images_from_bytes(&mnist_images(n), "seed").expect("bundled MNIST parses")
+    gradviz::data::idx::parse_idx_images(&mnist_images(n)).expect("bundled MNIST parses")
 }
 
 /// The bytes of `t` written as `.npy` by tch (the writer numpy files are compared with).
@@ -315,8 +315,9 @@ fn encode(format: image::ImageFormat, rgb: bool) -> Vec<u8> {
 }
 
 fn decode_both_shapes(b: &[u8]) -> Result<()> {
-    let _gray = gradviz::io::decode_image(b, [1, 28, 28])?;
-    gradviz::io::decode_image(b, [3, 32, 32]).map(drop)
+    let img = gradviz::io::decode_image_bytes(b)?;
+    let _gray = gradviz::io::plain_resize(&img, [1, 28, 28])?;
+    gradviz::io::plain_resize(&img, [3, 32, 32]).map(drop)
 }
 
 /// Parses a `--regularize` spec and runs what it describes on a small batch for a few

@@ -6,6 +6,7 @@ Run with the venv interpreter (scripts/setup.sh creates it):
     .venv/bin/python scripts/run_notebooks.py            # -> report/
     .venv/bin/python scripts/run_notebooks.py --check    # -> target/notebook-check/
     .venv/bin/python scripts/run_notebooks.py --only 01_saliency
+    .venv/bin/python scripts/run_notebooks.py --check --jobs 2   # two kernels at a time
 
 Outputs (under report/ or target/notebook-check/):
     executed/NAME.ipynb     executed notebook
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import html
+import multiprocessing
 import os
 import re
 import shutil
@@ -29,11 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 KERNEL = "rust"
 DEFAULT_TIMEOUT = int(os.environ.get("GRADVIZ_CELL_TIMEOUT", "3600"))
+DEFAULT_JOBS = int(os.environ.get("GRADVIZ_NOTEBOOK_JOBS", "1"))
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
@@ -120,24 +124,29 @@ def check_kernel() -> None:
             f"run_notebooks: Jupyter kernel '{KERNEL}' not found (No such kernel).\n"
             "Run `make setup` (writes .venv/share/jupyter/kernels/rust/kernel.json)."
         )
-    exe = spec.argv[0]
-    if not (os.path.isabs(exe) and os.access(exe, os.X_OK)) and not shutil.which(exe):
-        sys.exit(
-            f"run_notebooks: kernel '{KERNEL}' points at {exe}, which does not exist.\n"
-            "Run `make setup` (installs evcxr_jupyter with cargo install)."
-        )
-    if "EVCXR_TMPDIR" not in (spec.env or {}) or "LD_LIBRARY_PATH" not in (spec.env or {}):
+    # argv: python, scripts/evcxr_kernel.py, evcxr_jupyter, --control_file, {connection_file}
+    for exe in (a for a in spec.argv if not a.startswith("-") and "{" not in a):
+        if not (os.path.isabs(exe) and os.path.exists(exe)) and not shutil.which(exe):
+            sys.exit(
+                f"run_notebooks: kernel '{KERNEL}' runs {exe}, which does not exist.\n"
+                "Run `make setup` (installs evcxr_jupyter with cargo install, writes kernel.json)."
+            )
+    env = spec.env or {}
+    if "GRADVIZ_EVCXR_DIR" not in env or "LD_LIBRARY_PATH" not in env:
         sys.exit(
             f"run_notebooks: {spec.resource_dir}/kernel.json has no gradviz env "
-            "(EVCXR_TMPDIR, LD_LIBRARY_PATH, ...): it was probably rewritten by "
+            "(GRADVIZ_EVCXR_DIR, LD_LIBRARY_PATH, ...): it was probably rewritten by "
             "`evcxr_jupyter --install`.\nRun `make setup` to regenerate it."
         )
-    say(f"run_notebooks: kernel '{KERNEL}' -> {exe} ({spec.resource_dir})")
+    say(f"run_notebooks: kernel '{KERNEL}' -> {' '.join(spec.argv[:3])} ({spec.resource_dir})")
 
 
-def execute(nb_path: Path, timeout: int, startup_timeout: int):
-    """Execute one notebook; returns (notebook, failure message or None)."""
-    nb = nbformat.read(nb_path, as_version=4)
+def execute(nb_path: Path, timeout: int, startup_timeout: int, nb=None, cwd: Path | None = None):
+    """Execute one notebook (read from `nb_path` unless given as `nb`) with the kernel's
+    working directory `cwd` (default: the notebook's directory); returns (notebook,
+    failure message or None)."""
+    if nb is None:
+        nb = nbformat.read(nb_path, as_version=4)
     name = nb_path.stem
     code_idx = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     total = len(code_idx)
@@ -170,7 +179,7 @@ def execute(nb_path: Path, timeout: int, startup_timeout: int):
         startup_timeout=startup_timeout,
         allow_errors=False,
         record_timing=True,
-        resources={"metadata": {"path": str(nb_path.parent)}},
+        resources={"metadata": {"path": str(cwd or nb_path.parent)}},
         on_cell_start=on_cell_start,
         on_cell_executed=on_cell_executed,
     )
@@ -343,6 +352,47 @@ def rel(p: Path) -> str:
 
 
 # --------------------------------------------------------------------------
+# several notebooks at once
+# --------------------------------------------------------------------------
+def warm_up(notebook: Path, timeout: int, startup_timeout: int) -> None:
+    """Runs the first code cell of `notebook` (the `:dep` cell) in a kernel of its own, so
+    that the build directory the parallel kernels copy is up to date: they then recompile
+    nothing (a cold or stale one would be compiled by each of them)."""
+    nb = nbformat.read(notebook, as_version=4)
+    first = next((c for c in nb.cells if c.cell_type == "code"), None)
+    if first is None or not first.source.lstrip().startswith(":dep"):
+        return
+    warm = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[copy.deepcopy(first)])
+    say(f"run_notebooks: warming the build directory with `{first_line(first.source)}`")
+    _, failure = execute(notebook.with_name("warm-up.ipynb"), timeout, startup_timeout,
+                         nb=warm, cwd=notebook.parent)
+    if failure:
+        say(f"run_notebooks: WARNING: warm-up failed, the notebooks will each build: {failure}")
+
+
+def execute_all(notebooks: list[Path], args):
+    """Yields (path, executed notebook, failure) in the order of `notebooks`, running up to
+    `args.jobs` of them at the same time (each kernel builds in a slot of its own, see
+    scripts/evcxr_kernel.py)."""
+    jobs = max(1, min(args.jobs, len(notebooks)))
+    if jobs == 1:
+        for p in notebooks:
+            yield (p, *execute(p, args.timeout, args.startup_timeout))
+        return
+    warm_up(notebooks[0], args.timeout, args.startup_timeout)
+    say(f"run_notebooks: {len(notebooks)} notebooks, {jobs} at a time")
+    # Processes, not threads: each kernel client gets its own event loop and ZMQ context.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(execute, p, args.timeout, args.startup_timeout) for p in notebooks]
+        try:
+            for p, f in zip(notebooks, futures):
+                yield (p, *f.result())
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+# --------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true",
@@ -356,6 +406,9 @@ def main() -> int:
                     help="kernel start-up timeout in seconds")
     ap.add_argument("--fail-fast", action="store_true",
                     help="stop at the first failing notebook")
+    ap.add_argument("--jobs", "-j", type=int, default=DEFAULT_JOBS,
+                    help=f"notebooks executed at the same time, each by its own kernel "
+                         f"(default {DEFAULT_JOBS}, env GRADVIZ_NOTEBOOK_JOBS)")
     ap.add_argument("--no-pdf", action="store_true", help="do not print the PDF")
     ap.add_argument("--notebooks-dir", type=Path, default=REPO / "notebooks",
                     help=argparse.SUPPRESS)
@@ -384,8 +437,7 @@ def main() -> int:
     t0 = time.monotonic()
     executed: list[tuple[str, object]] = []
     failures: list[str] = []
-    for nb_path in notebooks:
-        nb, failure = execute(nb_path, args.timeout, args.startup_timeout)
+    for nb_path, nb, failure in execute_all(notebooks, args):
         name = nb_path.stem
         # Always keep the executed notebook (also a failed one: it shows the error).
         atomic_write(out_dir / "executed" / f"{name}.ipynb", nbformat.writes(nb))

@@ -6,6 +6,7 @@
 #
 #   scripts/setup.sh            # venv + torch, evcxr_jupyter, apt data, kernel, cargo config
 #   GRADVIZ_PDF=1 scripts/setup.sh   # additionally apt-install chromium (PDF report)
+#   GRADVIZ_LAB=1 scripts/setup.sh   # additionally pip-install JupyterLab (make lab)
 #
 # Other knobs:
 #   GRADVIZ_SKIP_EVCXR=1   do not `cargo install evcxr_jupyter` even if it is missing
@@ -22,12 +23,16 @@ case ":$PATH:" in *":$CARGO_BIN:"*) ;; *) export PATH="$CARGO_BIN:$PATH" ;; esac
 TORCH_VERSION="2.13.0"
 # Every spec is checked by venv_ok; "name==version" pins are checked exactly.
 #  - keras + h5py read users' .keras/.h5 models (`gradviz import`, keras on the torch backend).
+#    keras is pinned: scripts/train_keras_mnist.py reproduces models/keras_mnist_cnn.keras with it.
 #  - zennit (LRP) and captum are references in tests and benchmarks. zennit 1.0.0 declares
-#    Requires-Python >=3.11.11 although it runs on the machine's 3.11.7, hence
-#    --ignore-requires-python; torchvision (a zennit dependency) is pinned to the release
-#    built for torch 2.13, or pip would upgrade torch.
-PY_PKGS=(numpy nbconvert nbclient jupyter_client ipykernel keras h5py captum
-         "torchvision==0.28.0" "zennit==1.0.0")
+#    Requires-Python >=3.11.11 although it runs on the machine's 3.11.7, so it alone is
+#    installed with --ignore-requires-python --no-deps (applied to everything, that flag lets
+#    pip pick a numpy source release that needs Python 3.12); its dependencies are listed
+#    here. torchvision is pinned to the release built for torch 2.13, or pip upgrades torch.
+PY_DEPS=(numpy nbconvert nbclient jupyter_client ipykernel "keras==3.15.1" h5py captum
+         "torchvision==0.28.0" click pillow)
+PY_NODEPS=("zennit==1.0.0")
+PY_PKGS=("${PY_DEPS[@]}" "${PY_NODEPS[@]}")
 VENV="$REPO/.venv"
 VPY="$VENV/bin/python"
 
@@ -95,8 +100,10 @@ else
     fi
     log "pip install torch==$TORCH_VERSION ${PY_PKGS[*]} (first time: ~2-3 min, ~5 GB)"
     t0=$SECONDS
-    "$VPY" -m pip install --quiet --disable-pip-version-check --ignore-requires-python \
-        "torch==$TORCH_VERSION" "${PY_PKGS[@]}"
+    "$VPY" -m pip install --quiet --disable-pip-version-check \
+        "torch==$TORCH_VERSION" "${PY_DEPS[@]}"
+    "$VPY" -m pip install --quiet --disable-pip-version-check --ignore-requires-python --no-deps \
+        "${PY_NODEPS[@]}"
     venv_ok || { echo "setup: ERROR: .venv still not usable after pip install" >&2; exit 1; }
     log "pip install done in $((SECONDS - t0))s"
 fi
@@ -172,7 +179,10 @@ repo, evcxr, torch_lib, cargo_bin = sys.argv[1:]
 venv = os.path.join(repo, ".venv")
 kdir = os.path.join(venv, "share", "jupyter", "kernels", "rust")
 spec = {
-    "argv": [evcxr, "--control_file", "{connection_file}"],
+    # The launcher gives every kernel a build directory of its own (a second kernel on the
+    # same directory dies), then becomes evcxr_jupyter.
+    "argv": [os.path.join(venv, "bin", "python"), os.path.join(repo, "scripts", "evcxr_kernel.py"),
+             evcxr, "--control_file", "{connection_file}"],
     "display_name": "Rust (gradviz)",
     "language": "rust",
     "interrupt_mode": "message",
@@ -183,9 +193,12 @@ spec = {
         # ${PATH} is expanded by jupyter_client from the launching env.
         "PATH": os.path.join(venv, "bin") + ":" + cargo_bin + ":${PATH}",
         "LD_LIBRARY_PATH": torch_lib,
-        # One shared evcxr build dir: torch-sys/tch/gradviz compile once for
-        # all notebooks (and across runs).
-        "EVCXR_TMPDIR": os.path.join(repo, "target", "evcxr"),
+        # evcxr build directories, one per running kernel (target/evcxr/0, 1, ...), kept
+        # warm across runs: torch-sys/tch/gradviz compile once.
+        "GRADVIZ_EVCXR_DIR": os.path.join(repo, "target", "evcxr"),
+        # evcxr runs prelude.rs there at start-up: a cell's last value shows in one
+        # compilation instead of two (environment.md, "Notebook cells").
+        "EVCXR_CONFIG_DIR": os.path.join(repo, "scripts", "evcxr-config"),
         "GRADVIZ_PYTHON": os.path.join(venv, "bin", "python"),
     },
 }
@@ -202,6 +215,16 @@ if old != text:
 else:
     print("setup: jupyter kernel 'rust' ok")
 EOF
+
+# JupyterLab, for `make lab` only (GRADVIZ_LAB=1): installed into the venv if missing.
+if [ "${GRADVIZ_LAB:-0}" = 1 ]; then
+    if "$VPY" -c 'import importlib.metadata as m; m.version("jupyterlab")' 2>/dev/null; then
+        log "jupyterlab ok"
+    else
+        log "pip install jupyterlab (torch stays at $TORCH_VERSION)"
+        "$VPY" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" jupyterlab
+    fi
+fi
 
 # ---------------------------------------------------------------------------
 # 5. .cargo/config.toml so plain cargo build/test/run find libtorch

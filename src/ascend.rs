@@ -18,9 +18,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`naturalness`] scores the results with an independent judge model.
+//! [`crate::naturalness`] scores the results with independent judge models.
 
-use crate::model::{check_finite, predict, Classifier};
+use crate::model::{check_finite, Classifier};
 use crate::objective::Objective;
 use crate::progress::Progress;
 use crate::regularize::{ParamState, Regularization};
@@ -170,6 +170,18 @@ impl AscendConfig {
             regularization: Regularization::default_28x28(),
             snapshot_every: 50,
             ..Default::default()
+        }
+    }
+}
+
+impl AscendConfig {
+    /// The documented regularized setting for 32×32 RGB models: Adam, lr 0.05, 200 steps,
+    /// [`Regularization::colour_32x32`].
+    pub fn regularized_32x32() -> AscendConfig {
+        AscendConfig {
+            lr: 0.05,
+            regularization: Regularization::colour_32x32(),
+            ..AscendConfig::regularized_28x28()
         }
     }
 }
@@ -378,128 +390,6 @@ pub fn ascend(
 }
 
 // ---------------------------------------------------------------------------------------
-// Naturalness
+// Naturalness: the judge's verdict lives in [`crate::naturalness`]; the old paths keep working.
 
-/// How an independent judge model sees one visualization.
-#[derive(Debug, Clone)]
-pub struct JudgedImage {
-    pub target: i64,
-    /// The judge's arg-max class.
-    pub judged: i64,
-    /// The judge's probability of the target class.
-    pub target_prob: f64,
-    /// RMS pixel distance to the mean image of the target class.
-    pub dist_to_mean: f64,
-    /// The average RMS distance of real images of the class to their mean, for scale.
-    pub real_dist_to_mean: f64,
-}
-
-/// Naturalness of a batch of visualizations, measured rather than eyeballed.
-#[derive(Debug, Clone)]
-pub struct Naturalness {
-    pub images: Vec<JudgedImage>,
-}
-
-impl Naturalness {
-    /// How many rows the judge assigns to their target class.
-    pub fn recognized(&self) -> usize {
-        self.images.iter().filter(|j| j.judged == j.target).count()
-    }
-    pub fn mean_target_prob(&self) -> f64 {
-        self.images.iter().map(|j| j.target_prob).sum::<f64>() / self.images.len().max(1) as f64
-    }
-    pub fn mean_dist_to_mean(&self) -> f64 {
-        self.images.iter().map(|j| j.dist_to_mean).sum::<f64>() / self.images.len().max(1) as f64
-    }
-    /// The mean distance of visualizations to their class mean divided by that of real
-    /// images (1 ≈ as far from the class mean as a typical real digit).
-    pub fn dist_ratio(&self) -> f64 {
-        let real =
-            self.images.iter().map(|j| j.real_dist_to_mean).sum::<f64>() / self.images.len().max(1) as f64;
-        self.mean_dist_to_mean() / real.max(1e-12)
-    }
-    /// One sentence: `recognized 9/10, mean target p 0.87, distance to class mean 1.3× real`.
-    pub fn summary(&self) -> String {
-        format!(
-            "recognized {}/{}, mean target probability {:.3}, distance to class mean {:.3} ({:.2}× that of real images)",
-            self.recognized(),
-            self.images.len(),
-            self.mean_target_prob(),
-            self.mean_dist_to_mean(),
-            self.dist_ratio()
-        )
-    }
-}
-
-impl fmt::Display for Naturalness {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "target  judged  p(target)  dist-to-mean  (real)")?;
-        for j in &self.images {
-            writeln!(
-                f,
-                "{:>6}  {:>6}  {:>9.3}  {:>12.3}  ({:.3})",
-                j.target, j.judged, j.target_prob, j.dist_to_mean, j.real_dist_to_mean
-            )?;
-        }
-        write!(f, "{}", self.summary())
-    }
-}
-
-/// Scores `images` `[N, C, H, W]` aimed at `targets` with an independent `judge` model.
-/// `images` are clamped to `[0, 1]` first (that is all a viewer sees). `reference` is a
-/// labelled data set (e.g. the test split) for the class means.
-pub fn naturalness(
-    judge: &dyn Classifier,
-    images: &Tensor,
-    targets: &[i64],
-    reference: &crate::data::Dataset,
-) -> Result<Naturalness> {
-    let n = images.size()[0];
-    ensure!(
-        targets.len() as i64 == n,
-        "{} targets for {n} images",
-        targets.len()
-    );
-    let x = images
-        .detach()
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Float)
-        .clamp(0.0, 1.0);
-    let p = predict(judge, &x, 256)?;
-    let means = reference.class_means()?;
-    let k = means.size()[0];
-    let labels = Vec::<i64>::try_from(&reference.labels)?;
-    let mut out = Vec::new();
-    for (i, &t) in targets.iter().enumerate() {
-        ensure!((0..k).contains(&t), "target class {t} is out of range 0..{k}");
-        let mean = means.get(t);
-        let rms = |img: &Tensor| (img - &mean).square().mean(Kind::Float).sqrt();
-        let idx: Vec<i64> = labels
-            .iter()
-            .enumerate()
-            .filter(|(_, &l)| l == t)
-            .map(|(j, _)| j as i64)
-            .take(500)
-            .collect();
-        let real = if idx.is_empty() {
-            f64::NAN
-        } else {
-            let imgs = reference.images.index_select(0, &Tensor::from_slice(&idx));
-            (imgs - &mean)
-                .square()
-                .flatten(1, -1)
-                .mean_dim([1i64].as_slice(), false, Kind::Float)
-                .sqrt()
-                .mean(Kind::Float)
-                .double_value(&[])
-        };
-        out.push(JudgedImage {
-            target: t,
-            judged: p.classes[i],
-            target_prob: p.probs.double_value(&[i as i64, t]),
-            dist_to_mean: rms(&x.get(i as i64)).double_value(&[]),
-            real_dist_to_mean: real,
-        });
-    }
-    Ok(Naturalness { images: out })
-}
+pub use crate::naturalness::{naturalness, JudgedImage, Naturalness};

@@ -1,4 +1,5 @@
-//! Files in and out: atomic writes, `.npy` tensors and PNG images.
+//! Files in and out: atomic writes, `.npy` tensors, and PNG/JPEG images (one file, or the
+//! files, directories and globs given on a command line).
 //!
 //! Every writer goes through [`write_atomic`] (or a temp file + rename), so a failure
 //! never leaves a half-written file behind. Writers hold [`write_lock`] while a temp file
@@ -8,9 +9,9 @@
 //! Readers of untrusted bytes ([`npy_from_bytes`], [`decode_image`]) check every size a
 //! header claims against the bytes actually there before allocating anything.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use tch::{Kind, Tensor};
 
@@ -82,109 +83,11 @@ pub fn load_npy(path: impl AsRef<Path>) -> Result<Tensor> {
     Ok(t.to_kind(Kind::Float))
 }
 
-/// numpy's own limit on the header of a `.npy` file it will read (`max_header_size`).
-const NPY_MAX_HEADER: usize = 10_000;
-
-/// The element kinds of a `.npy` file that gradviz reads: `(descr code, kind, bytes)`.
-const NPY_KINDS: [(&str, Kind, usize); 8] = [
-    ("f4", Kind::Float, 4),
-    ("f8", Kind::Double, 8),
-    ("i1", Kind::Int8, 1),
-    ("i2", Kind::Int16, 2),
-    ("i4", Kind::Int, 4),
-    ("i8", Kind::Int64, 8),
-    ("u1", Kind::Uint8, 1),
-    ("b1", Kind::Bool, 1),
-];
-
-/// The value of `'key': VALUE` in a `.npy` header dict (up to the next `,` outside
-/// parentheses, or the closing brace).
-fn npy_header_value<'a>(header: &'a str, key: &str) -> Result<&'a str> {
-    let at = [format!("'{key}'"), format!("\"{key}\"")]
-        .iter()
-        .find_map(|k| header.find(k.as_str()).map(|i| i + k.len()))
-        .with_context(|| format!("the header names no '{key}'"))?;
-    let rest = header[at..].trim_start();
-    let rest = rest
-        .strip_prefix(':')
-        .with_context(|| format!("the header has no ':' after '{key}'"))?
-        .trim_start();
-    let end = if rest.starts_with('(') {
-        rest.find(')').map(|i| i + 1)
-    } else {
-        rest.find([',', '}'])
-    }
-    .with_context(|| format!("the header's '{key}' value is not terminated"))?;
-    Ok(rest[..end].trim())
-}
-
-/// Parses a `.npy` file held in memory (format 1.0–3.0, C order, little- or big-endian
-/// `f4 f8 i1 i2 i4 i8 u1 b1`) into a tensor of the stored kind. The header's shape must
-/// account for exactly the bytes that follow it.
+/// Parses a `.npy` file held in memory ([`crate::data::npy::parse_npy`]: format 1.0–3.0,
+/// C or Fortran order, little- or big-endian) into a tensor of the stored kind. The
+/// header's shape must account for the bytes that follow it.
 pub fn npy_from_bytes(bytes: &[u8]) -> Result<Tensor> {
-    ensure!(
-        bytes.len() >= 10 && bytes.starts_with(b"\x93NUMPY"),
-        "no .npy magic string (\\x93NUMPY)"
-    );
-    let (len_bytes, start) = match bytes[6] {
-        1 => (2, 10),
-        2 | 3 => (4, 12),
-        v => bail!("unsupported .npy format version {v}"),
-    };
-    ensure!(bytes.len() >= start, "truncated .npy header");
-    let header_len = bytes[8..8 + len_bytes]
-        .iter()
-        .rev()
-        .fold(0usize, |acc, &b| (acc << 8) | b as usize);
-    ensure!(
-        header_len <= NPY_MAX_HEADER && start + header_len <= bytes.len(),
-        "the .npy header claims {header_len} bytes, but the file has {} after the preamble (numpy reads at most {NPY_MAX_HEADER})",
-        bytes.len() - start
-    );
-    let header =
-        std::str::from_utf8(&bytes[start..start + header_len]).context("the .npy header is not text")?;
-    let descr = npy_header_value(header, "descr")?.trim_matches(['\'', '"']);
-    let (big_endian, code) = match descr.split_at_checked(1) {
-        Some((p @ ("<" | ">" | "|" | "="), code)) => (p == ">", code),
-        _ => (false, descr),
-    };
-    let (_, kind, size) = NPY_KINDS.iter().find(|(c, _, _)| *c == code).with_context(|| {
-        format!("unsupported .npy dtype '{descr}' (expected one of f4 f8 i1 i2 i4 i8 u1 b1)")
-    })?;
-    let fortran = npy_header_value(header, "fortran_order")?;
-    ensure!(
-        fortran == "False",
-        "fortran_order {fortran} is not supported (save a C-ordered array)"
-    );
-    let shape_text = npy_header_value(header, "shape")?;
-    let inner = shape_text
-        .strip_prefix('(')
-        .and_then(|s| s.strip_suffix(')'))
-        .with_context(|| format!("the .npy shape '{shape_text}' is not a tuple"))?;
-    let shape: Vec<i64> = inner
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(|d| d.trim_end_matches('L').parse::<i64>().ok().filter(|&v| v >= 0))
-        .collect::<Option<_>>()
-        .with_context(|| format!("the .npy shape '{shape_text}' is not a tuple of sizes"))?;
-    let data = &bytes[start + header_len..];
-    let want = shape
-        .iter()
-        .try_fold(*size as u64, |acc, &d| acc.checked_mul(d as u64))
-        .filter(|&b| b == data.len() as u64)
-        .with_context(|| {
-            format!(
-                "the .npy header claims shape {shape:?} of {descr}, which does not match the {} data bytes in the file",
-                data.len()
-            )
-        })?;
-    let mut data = data.to_vec();
-    if big_endian && *size > 1 {
-        data.chunks_exact_mut(*size).for_each(|c| c.reverse());
-    }
-    debug_assert_eq!(want as usize, data.len());
-    Ok(Tensor::f_from_data_size(&data, &shape, *kind)?)
+    crate::data::npy::parse_npy(bytes)?.to_tensor()
 }
 
 /// Loads a `.npy` batch of images `[N, C, H, W]`, checking shape, range and NaNs.
@@ -202,30 +105,13 @@ pub fn load_npy_images(path: impl AsRef<Path>, shape: [i64; 3]) -> Result<Tensor
     Ok(t)
 }
 
-/// The largest image [`decode_image`] accepts, in pixels per side and bytes decoded.
+/// The largest image [`decode_image_bytes`] accepts, in pixels per side and bytes decoded.
 const MAX_IMAGE_SIDE: u32 = 16_384;
 const MAX_IMAGE_BYTES: u64 = 256 << 20;
 
-/// Loads a PNG/JPEG as one image of the model's shape `[1, C, H, W]` in `[0, 1]`,
-/// converting colour and resizing when needed. The second value says what was converted.
-pub fn load_image(path: impl AsRef<Path>, shape: [i64; 3]) -> Result<(Tensor, Option<String>)> {
-    let path = path.as_ref();
-    let p = path.display();
-    let bytes = std::fs::read(path).with_context(|| format!("{p}: cannot read image"))?;
-    let (t, notes) = decode_image(&bytes, shape).with_context(|| format!("{p}: cannot read image"))?;
-    let note = (!notes.is_empty()).then(|| format!("{p}: {}", notes.join(", ")));
-    Ok((t, note))
-}
-
-/// Decodes PNG or JPEG bytes into `[1, C, H, W]` in `[0, 1]` for `shape = [C, H, W]`; the
-/// second value lists the conversions made. Images larger than 16384 px a side or 256 MiB
-/// decoded are refused before decoding.
-pub fn decode_image(bytes: &[u8], shape: [i64; 3]) -> Result<(Tensor, Vec<String>)> {
-    let [c, h, w] = shape;
-    ensure!(
-        matches!(c, 1 | 3) && h > 0 && w > 0,
-        "cannot make images of shape {shape:?} (need 1 or 3 channels)"
-    );
+/// Decodes PNG or JPEG bytes. Images larger than 16384 px a side or 256 MiB decoded are
+/// refused before decoding, and an empty image is an error.
+pub fn decode_image_bytes(bytes: &[u8]) -> Result<image::DynamicImage> {
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
@@ -234,6 +120,30 @@ pub fn decode_image(bytes: &[u8], shape: [i64; 3]) -> Result<(Tensor, Vec<String
     reader.limits(limits);
     let img = reader.decode()?;
     ensure!(img.width() > 0 && img.height() > 0, "the image is empty");
+    Ok(img)
+}
+
+/// Decodes a PNG or JPEG file ([`decode_image_bytes`]); the error names the file.
+pub fn decode_image(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
+    let path = path.as_ref();
+    ensure!(path.is_file(), "{} does not exist", path.display());
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot open image", path.display()))?;
+    decode_image_bytes(&bytes).with_context(|| {
+        format!(
+            "{}: cannot decode image (corrupt, truncated or not a PNG/JPEG)",
+            path.display()
+        )
+    })
+}
+
+/// A plain resize of a decoded image to `[1, C, H, W]` in `[0, 1]`: an exact (aspect
+/// changing) resize, then grayscale or RGB. The notes say what was converted.
+pub fn plain_resize(img: &image::DynamicImage, shape: [i64; 3]) -> Result<(Tensor, Vec<String>)> {
+    let [c, h, w] = shape;
+    ensure!(
+        matches!(c, 1 | 3) && h > 0 && w > 0,
+        "cannot make images of shape {shape:?} (need 1 or 3 channels)"
+    );
     let mut notes = Vec::new();
     if (img.width(), img.height()) != (w as u32, h as u32) {
         notes.push(format!("resized {}x{} to {w}x{h}", img.width(), img.height()));
@@ -258,4 +168,113 @@ pub fn decode_image(bytes: &[u8], shape: [i64; 3]) -> Result<(Tensor, Vec<String
         .unsqueeze(0)
         / 255.0;
     Ok((t, notes))
+}
+
+/// Loads a PNG/JPEG as one image of the model's shape `[1, C, H, W]` in `[0, 1]` with a
+/// plain resize ([`plain_resize`]); the second value says what was converted. See
+/// [`load_images`] for preprocessing that matches the model's training data.
+pub fn load_image(path: impl AsRef<Path>, shape: [i64; 3]) -> Result<(Tensor, Option<String>)> {
+    let path = path.as_ref();
+    let img = decode_image(path)?;
+    let (t, notes) = plain_resize(&img, shape)?;
+    let note = (!notes.is_empty()).then(|| format!("{}: {}", path.display(), notes.join(", ")));
+    Ok((t, note))
+}
+
+/// File extensions taken from a directory.
+const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+fn has_extension(path: &Path, exts: &[&str]) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+/// The files that inputs name, in order: a file as it is, a directory as every PNG/JPEG in it
+/// (sorted by name), anything else as a glob pattern (`digits/*.png`, matches sorted).
+pub fn expand_inputs(inputs: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let p = input.as_ref();
+        if p.is_file() {
+            out.push(p.to_path_buf());
+        } else if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list directory {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && has_extension(f, &IMAGE_EXTENSIONS))
+                .collect();
+            ensure!(
+                !found.is_empty(),
+                "directory {} holds no PNG or JPEG images",
+                p.display()
+            );
+            found.sort();
+            out.extend(found);
+        } else {
+            let pattern = p.to_string_lossy();
+            let is_glob = pattern.contains(['*', '?', '[']);
+            ensure!(is_glob, "{} does not exist", p.display());
+            let mut found: Vec<PathBuf> = glob::glob(&pattern)
+                .with_context(|| format!("'{pattern}' is not a valid glob pattern"))?
+                .filter_map(|m| m.ok())
+                .filter(|f| f.is_file())
+                .collect();
+            ensure!(!found.is_empty(), "no file matches '{pattern}'");
+            found.sort();
+            out.extend(found);
+        }
+    }
+    ensure!(!out.is_empty(), "no input images given");
+    Ok(out)
+}
+
+/// A batch of images loaded from files for one model.
+#[derive(Debug)]
+pub struct ImageBatch {
+    /// `[N, C, H, W]` in `[0, 1]`.
+    pub images: Tensor,
+    /// One name per image: the file, or `file.npy[i]` for a row of a `.npy` batch.
+    pub names: Vec<String>,
+    /// What preprocessing did to each image (empty when nothing).
+    pub notes: Vec<String>,
+    /// Warnings, each naming its image.
+    pub warnings: Vec<String>,
+}
+
+/// Loads every image that `inputs` name ([`expand_inputs`]: files, directories, globs) as one
+/// batch for the preprocessor's model: PNG/JPEG files through `pre`, `.npy` files as batches
+/// of the model's shape. Every file is decoded before anything is returned, and a file that
+/// fails to decode is named in the error.
+pub fn load_images(inputs: &[impl AsRef<Path>], pre: &crate::preprocess::Preprocessor) -> Result<ImageBatch> {
+    let files = expand_inputs(inputs)?;
+    let progress = crate::progress::Progress::new("loading images", files.len() as u64);
+    let (mut images, mut names, mut notes, mut warnings) = (vec![], vec![], vec![], vec![]);
+    for (i, f) in files.iter().enumerate() {
+        let name = f.display().to_string();
+        if has_extension(f, &["npy"]) {
+            let t = load_npy_images(f, pre.shape)?;
+            for r in 0..t.size()[0] {
+                names.push(format!("{name}[{r}]"));
+                notes.push(String::new());
+            }
+            images.push(t);
+        } else {
+            let p = pre.load(f)?;
+            if let Some(w) = p.warning {
+                warnings.push(format!("{name}: {w}"));
+            }
+            images.push(p.image);
+            names.push(name);
+            notes.push(p.summary);
+        }
+        progress.update(i as u64 + 1, || f.display().to_string());
+    }
+    progress.finish();
+    Ok(ImageBatch {
+        images: Tensor::cat(&images, 0),
+        names,
+        notes,
+        warnings,
+    })
 }

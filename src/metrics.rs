@@ -5,16 +5,18 @@
 //!   probability for the target class. A faithful map makes the probability fall fast
 //!   under deletion (small area under the curve) and rise fast under insertion (large
 //!   area), compared with a random order ([`random_ranking`]).
-//! - **Sanity** ([`cascading_randomization`]; Adebayo et al. 2018): re-initialize the
-//!   model's layers one by one from the top and measure how similar the maps stay, by
+//! - **Sanity** ([`cascading_randomization`]; Adebayo et al. 2018): on a copy, re-initialize
+//!   the model's layers (of any model with a layer graph) one by one from the top and measure how similar the maps stay, by
 //!   Spearman rank correlation with the trained model's maps. A method that explains the
 //!   *model* must change when the model's weights are destroyed; a method whose maps stay
 //!   the same is only an edge detector of the input.
 
+use crate::graph::{GraphModel, LayerGraph, Op as GraphOp};
 use crate::model::{BuiltinModel, Classifier};
 use crate::saliency::{reduce, Attribution, Reduce, Score, Target};
 use anyhow::{ensure, Context, Result};
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 
 /// Settings of the deletion and insertion curves.
@@ -304,41 +306,108 @@ pub fn copy_model(model: &BuiltinModel) -> Result<BuiltinModel> {
     BuiltinModel::load(tmp.path())
 }
 
-/// Layers that hold weights, input to output.
-pub fn parametrized_layers(model: &BuiltinModel) -> Vec<String> {
-    let vars = model.vs.variables();
-    model
-        .layer_names()
+/// The layer graph of `model`, or an error that says why there is none.
+fn graph_of<'a>(model: &'a dyn Classifier, what: &str) -> Result<&'a LayerGraph> {
+    model.graph().with_context(|| {
+        format!(
+            "{what} needs the model's layer graph, and {} has none (a plain TorchScript file, or an import whose graph is absent: `gradviz layers --model FILE` says why)",
+            model.describe()
+        )
+    })
+}
+
+/// A copy of any model with a layer graph (built-in, imported, [`GraphModel`]) that runs by
+/// that graph on its own deep copy of the tensors, so that randomizing it leaves the
+/// original bitwise untouched.
+pub fn copy_as_graph(model: &dyn Classifier) -> Result<GraphModel> {
+    let graph = graph_of(model, "copying a model")?;
+    let tensors: HashMap<String, Tensor> = model
+        .named_tensors()
         .into_iter()
-        .filter(|l| vars.contains_key(&format!("{l}.weight")))
+        .map(|(n, t)| (n, t.detach().copy()))
+        .collect();
+    GraphModel::new(
+        graph.clone(),
+        tensors,
+        model.input_shape(),
+        model.class_names().to_vec(),
+    )
+}
+
+/// Layers that hold weights (a conv, linear or BatchNorm node), input to output.
+pub fn parametrized_layers(model: &dyn Classifier) -> Vec<String> {
+    let Some(graph) = model.graph() else {
+        return vec![];
+    };
+    graph
+        .layers()
+        .into_iter()
+        .filter(|l| graph.nodes.iter().any(|n| n.layer == *l && !n.params.is_empty()))
         .collect()
 }
 
-/// Re-initializes the weights and bias of `layer` in place, as PyTorch initializes them:
-/// uniform in `±1/√fan_in`.
-pub fn randomize_layer(model: &mut BuiltinModel, layer: &str, seed: u64) -> Result<()> {
-    let vars = model.vs.variables();
-    let w = vars.get(&format!("{layer}.weight")).with_context(|| {
-        format!(
-            "layer '{layer}' has no weights; layers with weights: {:?}",
-            parametrized_layers(model)
-        )
-    })?;
-    let fan_in: i64 = w.size()[1..].iter().product();
-    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+/// Re-initializes every tensor of `layer` in place, as PyTorch initializes a new layer:
+/// conv and linear weights and biases uniform in `±1/√fan_in` (fan_in = the weight's
+/// input size × kernel area); BatchNorm to the identity of a fresh layer (γ = 1, β = 0,
+/// running mean 0, running variance 1). Works on any model whose
+/// [`Classifier::named_tensors`] are its live tensors (built-in models, [`GraphModel`];
+/// randomize a [`copy_as_graph`] of an imported model).
+pub fn randomize_layer(model: &mut dyn Classifier, layer: &str, seed: u64) -> Result<()> {
+    let graph = graph_of(&*model, "randomizing a layer")?;
+    let nodes: Vec<_> = graph
+        .nodes
+        .iter()
+        .filter(|n| n.layer == layer && !n.params.is_empty())
+        .collect();
+    ensure!(
+        !nodes.is_empty(),
+        "layer '{layer}' has no weights; layers with weights: {:?}",
+        parametrized_layers(&*model)
+    );
+    let tensors: HashMap<String, Tensor> = model.named_tensors().into_iter().collect();
     let mut rng = StdRng::seed_from_u64(seed);
-    tch::no_grad(|| {
-        for suffix in ["weight", "bias"] {
-            if let Some(v) = vars.get(&format!("{layer}.{suffix}")) {
-                let vals: Vec<f32> = (0..v.numel())
-                    .map(|_| ((rng.gen::<f64>() * 2.0 - 1.0) * bound) as f32)
-                    .collect();
-                let mut v = v.shallow_clone();
-                v.copy_(&Tensor::from_slice(&vals).view(v.size().as_slice()));
+    tch::no_grad(|| -> Result<()> {
+        for node in nodes {
+            let get = |role: &str| -> Result<Option<Tensor>> {
+                match node.params.get(role) {
+                    None => Ok(None),
+                    Some(name) => tensors
+                        .get(name)
+                        .map(|t| Some(t.shallow_clone()))
+                        .with_context(|| format!("layer '{layer}': the model has no tensor '{name}'")),
+                }
+            };
+            if let GraphOp::BatchNorm { .. } = node.op {
+                for (role, value) in [
+                    ("weight", 1.0),
+                    ("bias", 0.0),
+                    ("running_mean", 0.0),
+                    ("running_var", 1.0),
+                ] {
+                    if let Some(mut t) = get(role)? {
+                        let _ = t.fill_(value);
+                    }
+                }
+                continue;
+            }
+            let Some(w) = get("weight")? else { continue };
+            let fan_in: i64 = w.size()[1..].iter().product();
+            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+            for role in ["weight", "bias"] {
+                if let Some(mut v) = get(role)? {
+                    let vals: Vec<f32> = (0..v.numel())
+                        .map(|_| ((rng.gen::<f64>() * 2.0 - 1.0) * bound) as f32)
+                        .collect();
+                    let fresh = Tensor::from_slice(&vals)
+                        .view(v.size().as_slice())
+                        .to_kind(v.kind())
+                        .to_device(v.device());
+                    v.copy_(&fresh);
+                }
             }
         }
-    });
-    Ok(())
+        Ok(())
+    })
 }
 
 /// One step of the cascading randomization.
@@ -357,11 +426,17 @@ pub struct RandomizationStep {
 
 /// The cascading model-randomization test of Adebayo et al. (2018): starting from the
 /// logits layer, re-initialize one more layer at each step (top to bottom) on a *copy* of
-/// `model`, recompute the maps of `method` for the same images and target classes (fixed
-/// from the trained model), and compare them with the trained model's maps by Spearman
-/// rank correlation. The first step is the trained model itself (correlation 1).
+/// `model` ([`copy_as_graph`]; the original stays bitwise untouched), recompute the maps of
+/// `method` for the same images and target classes (fixed from the trained model), and
+/// compare them with the trained model's maps by Spearman rank correlation. The first step
+/// is the trained model itself (correlation 1).
+///
+/// Works on any model with a layer graph: built-in, imported (`gradviz import`) or
+/// [`GraphModel`]. The layers with weights are re-initialized as [`randomize_layer`] says:
+/// conv and linear weights and biases drawn as PyTorch initializes them, BatchNorm layers
+/// reset to a fresh layer's identity (γ = 1, β = 0, mean 0, variance 1).
 pub fn cascading_randomization(
-    model: &BuiltinModel,
+    model: &dyn Classifier,
     method: &dyn Attribution,
     images: &Tensor,
     target: &Target,
@@ -379,7 +454,7 @@ pub fn cascading_randomization(
         spearman_signed: 1.0,
         maps: reference.shallow_clone(),
     }];
-    let mut copy = copy_model(model)?;
+    let mut copy = copy_as_graph(model)?;
     let layers = parametrized_layers(model);
     for (i, layer) in layers.iter().rev().enumerate() {
         randomize_layer(&mut copy, layer, seed.wrapping_add(i as u64 * 7919))?;

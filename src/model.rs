@@ -1,5 +1,7 @@
 //! Classifiers: built-in CNNs (plain tch `ModuleT` structs whose layers are addressable by
-//! name) and any TorchScript classifier, behind the one [`Classifier`] trait.
+//! name) and any TorchScript classifier, behind the one [`Classifier`] trait. A TorchScript
+//! file written by `gradviz import` ([`crate::import`]) also carries its layers (by the
+//! source's own names), its [`LayerGraph`] and where it came from ([`ImportedInfo`]).
 //!
 //! Inputs are always `[N, C, H, W]` f32 in `[0, 1]`; outputs are logits `[N, K]`.
 //! Any normalization belongs inside the model.
@@ -7,10 +9,11 @@
 use crate::data::DatasetName;
 use crate::graph::{self, ChainBuilder, LayerGraph, Op as GraphOp};
 use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::nn::{self, ModuleT};
-use tch::{CModule, Device, Kind, Tensor};
+use tch::{CModule, Device, IValue, Kind, Tensor};
 
 /// What every analysis in gradviz needs from a model.
 pub trait Classifier {
@@ -54,6 +57,12 @@ pub trait Classifier {
     /// Every weight and buffer by the name the [`Classifier::graph`] uses for it.
     fn named_tensors(&self) -> Vec<(String, Tensor)> {
         vec![]
+    }
+
+    /// The data set the model was trained on, when it is known: it decides how new images
+    /// are prepared for it ([`crate::preprocess`]).
+    fn dataset(&self) -> Option<DatasetName> {
+        None
     }
 }
 
@@ -190,6 +199,17 @@ impl Arch {
             }
         }
         out
+    }
+
+    /// The architecture gradviz trains by default for images of `[C, H, W]`.
+    pub fn default_for_shape(shape: [i64; 3]) -> Result<Arch> {
+        match shape {
+            [1, 28, 28] => Ok(Arch::MnistCnn),
+            [3, 32, 32] => Ok(Arch::Cifar10Cnn),
+            [c, h, w] => bail!(
+                "no built-in architecture takes {c}x{h}x{w} images (mnist-cnn and lenet take 1x28x28, cifar10-cnn 3x32x32)"
+            ),
+        }
     }
 
     fn spec(self) -> Vec<BlockSpec> {
@@ -403,15 +423,79 @@ const META_FORMAT: &str = "gradviz.format";
 const META_ARCH: &str = "gradviz.arch";
 const META_DATASET: &str = "gradviz.dataset";
 const META_CLASSES: &str = "gradviz.classes";
+const META_TRAIN_SUBSET: &str = "gradviz.train_subset";
 
 /// A built-in CNN with its weights, architecture and the data set it was made for.
 pub struct BuiltinModel {
     pub vs: nn::VarStore,
     pub net: Cnn,
     pub arch: Arch,
-    pub dataset: DatasetName,
+    /// The known data set it was made for (`None` for user data such as an image folder).
+    pub dataset: Option<DatasetName>,
+    /// The data set's name: `mnist`, or e.g. the image folder's name.
+    pub data_name: String,
+    /// Which images of the train split it was trained on, e.g. `even` (indices 0, 2, 4, …);
+    /// `None` when the file does not say. Saved in the metadata, so that an independent
+    /// judge can be shown to have seen none of the analysed model's training images.
+    pub train_subset: Option<TrainSubset>,
     class_names: Vec<String>,
     graph: LayerGraph,
+}
+
+/// The images of a train split that a model was trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainSubset {
+    All,
+    /// Indices 0, 2, 4, …
+    Even,
+    /// Indices 1, 3, 5, …
+    Odd,
+}
+
+impl TrainSubset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainSubset::All => "all",
+            TrainSubset::Even => "even",
+            TrainSubset::Odd => "odd",
+        }
+    }
+
+    /// Whether two models trained on these subsets of the same split saw no common image.
+    pub fn disjoint(self, other: TrainSubset) -> bool {
+        matches!(
+            (self, other),
+            (TrainSubset::Even, TrainSubset::Odd) | (TrainSubset::Odd, TrainSubset::Even)
+        )
+    }
+
+    /// The indices of this subset among `n` images.
+    pub fn indices(self, n: usize) -> Vec<i64> {
+        let (start, step) = match self {
+            TrainSubset::All => (0, 1),
+            TrainSubset::Even => (0, 2),
+            TrainSubset::Odd => (1, 2),
+        };
+        (start..n as i64).step_by(step).collect()
+    }
+}
+
+impl std::str::FromStr for TrainSubset {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "all" => Ok(TrainSubset::All),
+            "even" => Ok(TrainSubset::Even),
+            "odd" => Ok(TrainSubset::Odd),
+            other => bail!("unknown train subset '{other}' (all, even or odd)"),
+        }
+    }
+}
+
+impl std::fmt::Display for TrainSubset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl std::fmt::Debug for BuiltinModel {
@@ -423,22 +507,47 @@ impl std::fmt::Debug for BuiltinModel {
 impl BuiltinModel {
     /// A freshly initialized model; `seed` makes the initialization reproducible.
     pub fn new(arch: Arch, dataset: DatasetName, seed: i64) -> Result<BuiltinModel> {
-        Self::with_classes(arch, dataset, dataset.class_names(), seed)
+        Self::build(
+            arch,
+            Some(dataset),
+            dataset.as_str(),
+            dataset.class_names(),
+            dataset.input_shape(),
+            seed,
+        )
     }
 
-    fn with_classes(
+    /// A freshly initialized model for the classes and image shape of `data` (any data
+    /// set [`crate::data::open`] reads, e.g. an image folder).
+    pub fn for_data(arch: Arch, data: &crate::data::Splits, seed: i64) -> Result<BuiltinModel> {
+        Self::build(
+            arch,
+            data.known,
+            &data.name,
+            data.class_names().to_vec(),
+            data.input_shape(),
+            seed,
+        )
+    }
+
+    fn build(
         arch: Arch,
-        dataset: DatasetName,
+        dataset: Option<DatasetName>,
+        data_name: &str,
         class_names: Vec<String>,
+        shape: [i64; 3],
         seed: i64,
     ) -> Result<BuiltinModel> {
         ensure!(
-            arch.input_shape() == dataset.input_shape(),
-            "architecture {arch} takes {:?} inputs but {dataset} images are {:?}",
-            arch.input_shape(),
-            dataset.input_shape()
+            arch.input_shape() == shape,
+            "architecture {arch} takes {:?} inputs but {data_name} images are {shape:?}",
+            arch.input_shape()
         );
-        ensure!(!class_names.is_empty(), "a model needs at least one class");
+        ensure!(
+            class_names.len() >= 2,
+            "a classifier needs at least 2 classes, {data_name} has {}",
+            class_names.len()
+        );
         tch::manual_seed(seed);
         let vs = nn::VarStore::new(Device::Cpu);
         let net = Cnn::new(&vs.root(), arch, class_names.len() as i64);
@@ -448,6 +557,8 @@ impl BuiltinModel {
             net,
             arch,
             dataset,
+            data_name: data_name.to_string(),
+            train_subset: None,
             class_names,
             graph,
         })
@@ -456,16 +567,19 @@ impl BuiltinModel {
     /// Saves weights and metadata as safetensors, atomically. The same weights give the
     /// same bytes: tensors and metadata are written in sorted order.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let meta: BTreeMap<String, String> = [
+        let mut meta: BTreeMap<String, String> = [
             (META_FORMAT.to_string(), "1".to_string()),
             (META_ARCH.to_string(), self.arch.as_str().to_string()),
-            (META_DATASET.to_string(), self.dataset.as_str().to_string()),
+            (META_DATASET.to_string(), self.data_name.clone()),
             (
                 META_CLASSES.to_string(),
                 serde_json::to_string(&self.class_names)?,
             ),
         ]
         .into();
+        if let Some(subset) = self.train_subset {
+            meta.insert(META_TRAIN_SUBSET.to_string(), subset.to_string());
+        }
         let bytes = safetensors_bytes(&self.vs.variables(), &meta)?;
         crate::io::write_atomic(path.as_ref(), &bytes)
     }
@@ -500,7 +614,16 @@ impl BuiltinModel {
         }
         let st = safetensors::SafeTensors::deserialize(bytes)
             .map_err(|e| anyhow::anyhow!("{p}: not a valid safetensors file ({e:?})"))?;
-        let mut model = BuiltinModel::with_classes(arch, header.dataset, header.class_names, 0)?;
+        let ModelHeader {
+            data_name,
+            dataset,
+            class_names,
+            train_subset,
+            ..
+        } = header;
+        let mut model = BuiltinModel::build(arch, dataset, &data_name, class_names, arch.input_shape(), 0)
+            .with_context(|| p.to_string())?;
+        model.train_subset = train_subset;
         let mut vars = model.vs.variables();
         tch::no_grad(|| -> Result<()> {
             for (name, var) in vars.iter_mut() {
@@ -533,8 +656,13 @@ impl BuiltinModel {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelHeader {
     pub arch: Arch,
-    pub dataset: DatasetName,
+    /// The data set's name as recorded (any name: models trained on user data carry theirs).
+    pub data_name: String,
+    /// The known data set of that name, if it is one.
+    pub dataset: Option<DatasetName>,
     pub class_names: Vec<String>,
+    /// Which half of the train split the model was trained on, when recorded.
+    pub train_subset: Option<TrainSubset>,
 }
 
 impl ModelHeader {
@@ -552,11 +680,19 @@ impl ModelHeader {
             meta.get(k)
                 .with_context(|| format!("{p}: not a gradviz model (metadata '{k}' missing)"))
         };
-        let arch: Arch = get(META_ARCH)?.parse().with_context(|| format!("{p}"))?;
-        let dataset: DatasetName = get(META_DATASET)?.parse().with_context(|| format!("{p}"))?;
+        let arch: Arch = get(META_ARCH)?.parse().with_context(|| p.to_string())?;
+        let data_name = get(META_DATASET)?.clone();
+        let dataset: Option<DatasetName> = data_name.parse().ok();
         let class_names: Vec<String> =
             serde_json::from_str(get(META_CLASSES)?).with_context(|| format!("{p}: bad class list"))?;
         ensure!(!class_names.is_empty(), "{p}: the class list is empty");
+        let train_subset = match meta.get(META_TRAIN_SUBSET) {
+            Some(s) => Some(
+                s.parse()
+                    .with_context(|| format!("{p}: bad metadata '{META_TRAIN_SUBSET}'"))?,
+            ),
+            None => None,
+        };
         let expected = arch.tensor_shapes(class_names.len() as i64);
         let infos = header.tensors();
         if let Some(extra) = infos.keys().find(|n| !expected.contains_key(*n)) {
@@ -579,8 +715,10 @@ impl ModelHeader {
         }
         Ok(ModelHeader {
             arch,
+            data_name,
             dataset,
             class_names,
+            train_subset,
         })
     }
 }
@@ -672,10 +810,14 @@ impl Classifier for BuiltinModel {
 
     fn describe(&self) -> String {
         let [c, h, w] = self.input_shape();
+        let subset = match self.train_subset {
+            Some(s @ (TrainSubset::Even | TrainSubset::Odd)) => format!(", trained on the {s} half"),
+            _ => String::new(),
+        };
         format!(
-            "{} ({}, {c}x{h}x{w} -> {} classes)",
+            "{} ({}, {c}x{h}x{w} -> {} classes{subset})",
             self.arch,
-            self.dataset,
+            self.data_name,
             self.class_names.len()
         )
     }
@@ -689,17 +831,50 @@ impl Classifier for BuiltinModel {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
+
+    fn dataset(&self) -> Option<DatasetName> {
+        self.dataset
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // TorchScript
 
-/// Any classifier exported from PyTorch with `torch.jit.script` or `torch.jit.trace`.
+/// What `gradviz import` stores in the TorchScript file it writes (returned as JSON by the
+/// module's `gradviz_metadata()` method).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportedInfo {
+    pub input_shape: [i64; 3],
+    pub class_names: Vec<String>,
+    /// The user-facing layers in forward order: PyTorch module paths (`block1.conv2`),
+    /// functional calls by their torch.fx names (`add`), Keras layer names.
+    pub layers: Vec<String>,
+    /// Why the model has no layers (a TorchScript source, a model torch.fx cannot trace).
+    pub layers_missing_reason: Option<String>,
+    /// Why the model has no [`LayerGraph`] (an op gradviz does not know).
+    pub graph_missing_reason: Option<String>,
+    /// Where the model came from: file name, SHA-256, format, converter versions.
+    pub source: serde_json::Value,
+    pub softmax_removed: bool,
+    /// The model outputs probabilities with no separable softmax: no logit saliency.
+    pub outputs_probabilities: bool,
+    pub notes: Vec<String>,
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    tensor_prefix: String,
+    #[serde(default)]
+    graph: Option<serde_json::Value>,
+}
+
+/// Any classifier exported from PyTorch with `torch.jit.script` or `torch.jit.trace`, or
+/// written by `gradviz import` (then with named layers, a layer graph and provenance).
 pub struct TorchScriptModel {
     module: CModule,
     input_shape: [i64; 3],
     class_names: Vec<String>,
     source: String,
+    imported: Option<ImportedInfo>,
+    graph: Option<LayerGraph>,
 }
 
 impl std::fmt::Debug for TorchScriptModel {
@@ -712,8 +887,9 @@ impl std::fmt::Debug for TorchScriptModel {
 const PROBE_SHAPES: [[i64; 3]; 2] = [[1, 28, 28], [3, 32, 32]];
 
 impl TorchScriptModel {
-    /// Loads a TorchScript classifier. `input_shape = None` probes 1×28×28 and 3×32×32;
-    /// `class_names = None` names classes "0", "1", ….
+    /// Loads a TorchScript classifier. A file written by `gradviz import` knows its input
+    /// shape, classes and layers; for other files `input_shape = None` probes 1×28×28 and
+    /// 3×32×32 and `class_names = None` names classes "0", "1", ….
     pub fn load(
         path: impl AsRef<Path>,
         input_shape: Option<[i64; 3]>,
@@ -731,16 +907,17 @@ impl TorchScriptModel {
         {
             let _ = t.set_requires_grad(false);
         }
+        if let Some(info) = imported_info(&module).with_context(|| format!("{p}"))? {
+            return Self::from_imported(module, info, p.to_string(), input_shape, class_names);
+        }
         let shapes: Vec<[i64; 3]> = match input_shape {
             Some(s) => vec![s],
             None => PROBE_SHAPES.to_vec(),
         };
         let mut errors = Vec::new();
         for shape in shapes {
-            let probe = Tensor::zeros([2, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu));
-            match tch::no_grad(|| module.forward_ts(&[probe])) {
-                Ok(out) if out.dim() == 2 && out.size()[0] == 2 => {
-                    let k = out.size()[1];
+            match probe_classes(&module, shape) {
+                Ok(k) => {
                     let class_names = class_names.unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect());
                     ensure!(
                         class_names.len() as i64 == k,
@@ -752,19 +929,140 @@ impl TorchScriptModel {
                         input_shape: shape,
                         class_names,
                         source: p.to_string(),
+                        imported: None,
+                        graph: None,
                     });
                 }
-                Ok(out) => errors.push(format!(
-                    "{shape:?} gave output shape {:?}, expected [N, K]",
-                    out.size()
-                )),
-                Err(e) => errors.push(format!("{shape:?}: {}", first_line(&e.to_string()))),
+                Err(e) => errors.push(e),
             }
         }
         bail!(
             "{p}: TorchScript model does not map [N, C, H, W] images to [N, K] logits ({})",
             errors.join("; ")
         )
+    }
+
+    fn from_imported(
+        module: CModule,
+        mut info: ImportedInfo,
+        source: String,
+        input_shape: Option<[i64; 3]>,
+        class_names: Option<Vec<String>>,
+    ) -> Result<TorchScriptModel> {
+        let [c, h, w] = info.input_shape;
+        if let Some(s) = input_shape {
+            ensure!(
+                s == info.input_shape,
+                "{source}: the imported model takes {c}x{h}x{w} inputs, not {}x{}x{}",
+                s[0],
+                s[1],
+                s[2]
+            );
+        }
+        let k = probe_classes(&module, info.input_shape).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+        let class_names = class_names.unwrap_or_else(|| info.class_names.clone());
+        ensure!(
+            class_names.len() as i64 == k,
+            "{source}: model has {k} outputs but {} class names were given",
+            class_names.len()
+        );
+        let graph = match info.graph.take() {
+            Some(v) => Some(
+                LayerGraph::from_json(&v.to_string())
+                    .with_context(|| format!("{source}: the stored layer graph is invalid"))?,
+            ),
+            None => None,
+        };
+        Ok(TorchScriptModel {
+            module,
+            input_shape: info.input_shape,
+            class_names,
+            source,
+            imported: Some(info),
+            graph,
+        })
+    }
+
+    /// What `gradviz import` recorded about the model, for an imported file.
+    pub fn imported(&self) -> Option<&ImportedInfo> {
+        self.imported.as_ref()
+    }
+
+    /// Why [`Classifier::layer_names`] is empty, or `None` when the model has layers.
+    pub fn layers_missing_reason(&self) -> Option<String> {
+        match &self.imported {
+            None => Some(format!(
+                "TorchScript model {} exposes no named layers; import it with `gradviz import` (from the module or its class and state_dict) to get its layers",
+                self.source
+            )),
+            Some(i) if i.layers.is_empty() => Some(format!(
+                "imported model {} has no layers: {}",
+                self.source,
+                i.layers_missing_reason.as_deref().unwrap_or("none were recorded")
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// Logits and the outputs of the layers at `indices` of the imported layer list.
+    fn forward_with_indices(&self, x: &Tensor, indices: Vec<i64>) -> Result<(Tensor, Vec<Tensor>)> {
+        let n = indices.len();
+        let out = self
+            .module
+            .method_is(
+                "forward_with_layer_indices",
+                &[IValue::Tensor(x.shallow_clone()), IValue::IntList(indices)],
+            )
+            .map_err(|e| anyhow::anyhow!("TorchScript forward failed: {}", first_line(&e.to_string())))?;
+        let bad = || {
+            anyhow::anyhow!(
+                "{}: forward_with_layer_indices returned an unexpected value",
+                self.source
+            )
+        };
+        let IValue::Tuple(mut parts) = out else {
+            return Err(bad());
+        };
+        ensure!(parts.len() == 2, bad());
+        let acts = match parts.pop() {
+            Some(IValue::TensorList(v)) => v,
+            Some(IValue::GenericList(v)) => v
+                .into_iter()
+                .map(|i| match i {
+                    IValue::Tensor(t) => Ok(t),
+                    _ => Err(bad()),
+                })
+                .collect::<Result<_>>()?,
+            _ => return Err(bad()),
+        };
+        let Some(IValue::Tensor(logits)) = parts.pop() else {
+            return Err(bad());
+        };
+        ensure!(acts.len() == n, bad());
+        Ok((logits, acts))
+    }
+}
+
+/// The metadata of a file written by `gradviz import`; `None` for other TorchScript files.
+fn imported_info(module: &CModule) -> Result<Option<ImportedInfo>> {
+    let no_args: [IValue; 0] = [];
+    let Ok(IValue::String(json)) = module.method_is("gradviz_metadata", &no_args) else {
+        return Ok(None);
+    };
+    let info: ImportedInfo = serde_json::from_str(&json).context("the gradviz import metadata is invalid")?;
+    Ok(Some(info))
+}
+
+/// The number of classes the module outputs for inputs of `shape`.
+fn probe_classes(module: &CModule, shape: [i64; 3]) -> std::result::Result<i64, String> {
+    let probe = Tensor::zeros([2, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu));
+    match tch::no_grad(|| module.forward_ts(&[probe])) {
+        Ok(out) if out.dim() == 2 && out.size()[0] == 2 => Ok(out.size()[1]),
+        Ok(out) => Err(format!(
+            "{shape:?} gave output shape {:?}, expected [N, K]",
+            out.size()
+        )),
+        Err(e) => Err(format!("{shape:?}: {}", first_line(&e.to_string()))),
     }
 }
 
@@ -784,14 +1082,34 @@ impl Classifier for TorchScriptModel {
         if layers.is_empty() {
             return Ok((self.logits(x)?, vec![]));
         }
-        bail!(
-            "TorchScript model {} exposes no named layers (asked for {layers:?}); hidden-unit objectives and Grad-CAM need a built-in gradviz model",
-            self.source
-        )
+        let info = match (&self.imported, self.layers_missing_reason()) {
+            (Some(info), None) => info,
+            (_, why) => bail!("{} (asked for {layers:?})", why.unwrap_or_default()),
+        };
+        self.check_input(x)?;
+        let indices = layers
+            .iter()
+            .map(|l| {
+                info.layers
+                    .iter()
+                    .position(|k| k == l)
+                    .map(|i| i as i64)
+                    .with_context(|| {
+                        format!(
+                            "unknown layer '{l}' in {}: valid layers are {:?}",
+                            self.source, info.layers
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.forward_with_indices(&x.to_kind(Kind::Float), indices)
     }
 
     fn layer_names(&self) -> Vec<String> {
-        vec![]
+        self.imported
+            .as_ref()
+            .map(|i| i.layers.clone())
+            .unwrap_or_default()
     }
 
     fn input_shape(&self) -> [i64; 3] {
@@ -815,11 +1133,40 @@ impl Classifier for TorchScriptModel {
 
     fn describe(&self) -> String {
         let [c, h, w] = self.input_shape;
+        let kind = match &self.imported {
+            Some(i) => format!(
+                "imported {}",
+                i.source.get("format").and_then(|f| f.as_str()).unwrap_or("model")
+            ),
+            None => "TorchScript".to_string(),
+        };
         format!(
-            "TorchScript {} ({c}x{h}x{w} -> {} classes)",
+            "{kind} {} ({c}x{h}x{w} -> {} classes)",
             self.source,
             self.class_names.len()
         )
+    }
+
+    fn graph(&self) -> Option<&LayerGraph> {
+        self.graph.as_ref()
+    }
+
+    /// The parameters of the traced model (BatchNorm statistics included: the exporter
+    /// registers them as parameters), by the names the graph uses.
+    fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let Some(info) = &self.imported else {
+            return vec![];
+        };
+        let mut v: Vec<(String, Tensor)> = self
+            .module
+            .named_parameters()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(n, t)| n.strip_prefix(&info.tensor_prefix).map(|s| (s.to_string(), t)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        v
     }
 }
 
@@ -846,4 +1193,46 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<Box<dyn Classifier>> {
     } else {
         Ok(Box::new(TorchScriptModel::load(path, None, None)?))
     }
+}
+
+/// One row of a model's layer listing.
+#[derive(Debug, Clone)]
+pub struct LayerSummary {
+    pub name: String,
+    /// Output shape for one input image, batch dimension first (`[1, C, H, W]`, `[1, K]`).
+    pub output_shape: Vec<i64>,
+    /// Number of values in the layer's tensors: weights, biases and BatchNorm statistics.
+    pub tensor_values: i64,
+}
+
+/// The layers of `model` in forward order, with output shapes (from one forward pass of a
+/// blank image) and tensor sizes. Empty for a model without named layers.
+pub fn layer_summary(model: &dyn Classifier) -> Result<Vec<LayerSummary>> {
+    let names = model.layer_names();
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let [c, h, w] = model.input_shape();
+    let x = Tensor::zeros([1, c, h, w], (Kind::Float, model.device()));
+    let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let (_, acts) = tch::no_grad(|| model.forward_with(&x, &refs))?;
+    let tensors = model.named_tensors();
+    Ok(names
+        .iter()
+        .zip(acts)
+        .map(|(name, a)| {
+            let from_graph = model.graph().map(|g| g.layer_tensors(name)).unwrap_or_default();
+            let prefix = format!("{name}.");
+            let tensor_values = tensors
+                .iter()
+                .filter(|(t, _)| from_graph.contains(t) || t.starts_with(&prefix))
+                .map(|(_, t)| t.numel() as i64)
+                .sum();
+            LayerSummary {
+                name: name.clone(),
+                output_shape: a.size(),
+                tensor_values,
+            }
+        })
+        .collect())
 }

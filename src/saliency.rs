@@ -16,8 +16,8 @@
 //! | [`IntegratedGradients`] | `(x_i − x'_i) · ∫₀¹ ∂S_c/∂x_i (x' + α(x − x')) dα` (Sundararajan et al. 2017) |
 //! | [`GradCam`] | `ReLU(Σ_k α_k A^k)` upsampled, `α_k = mean_ij ∂S_c/∂A^k_ij` (Selvaraju et al. 2017) |
 //!
-//! All methods work on any [`Classifier`] (built-in or TorchScript) except Grad-CAM, which
-//! needs the named layers of a built-in model. Work is split into internal batches, so
+//! All methods work on any [`Classifier`] (built-in or TorchScript); Grad-CAM also needs
+//! named layers (built-in models and models imported with `gradviz import`). Work is split into internal batches, so
 //! memory does not grow with `N × samples` or `N × steps`. The model's weights are never
 //! written to and never receive gradients (they are frozen on load; gradients are taken
 //! with respect to the input only).
@@ -152,7 +152,7 @@ pub trait Attribution {
 // shared machinery
 
 /// Checks an input batch and resolves its targets.
-fn prepare(model: &dyn Classifier, inputs: &Tensor, target: &Target) -> Result<Vec<i64>> {
+pub(crate) fn prepare(model: &dyn Classifier, inputs: &Tensor, target: &Target) -> Result<Vec<i64>> {
     model.check_input(inputs)?;
     ensure!(inputs.size()[0] > 0, "the input batch is empty");
     check_finite(inputs, "the input batch")?;
@@ -165,7 +165,7 @@ fn ensure_batch(batch: i64, what: &str) -> Result<()> {
 }
 
 /// `(start, len)` chunks covering `0..n`.
-fn chunks(n: i64, size: i64) -> impl Iterator<Item = (i64, i64)> {
+pub(crate) fn chunks(n: i64, size: i64) -> impl Iterator<Item = (i64, i64)> {
     (0..n)
         .step_by(size.max(1) as usize)
         .map(move |s| (s, size.min(n - s)))
@@ -613,7 +613,8 @@ impl Attribution for IntegratedGradients {
 /// the input's `H × W` and repeated over its channels.
 ///
 /// With `relu: false` the map stays signed (regions that speak *against* the class show
-/// negative). Built-in models only: TorchScript modules expose no named layers.
+/// negative). Needs a model with named layers: built-in, or imported with `gradviz import`
+/// (plain TorchScript files expose none).
 #[derive(Debug, Clone)]
 pub struct GradCam {
     pub layer: String,
@@ -633,6 +634,22 @@ impl GradCam {
     }
 }
 
+/// The default Grad-CAM layer: the last layer that holds a convolution (by the layer graph),
+/// else the last layer whose name starts with `conv`.
+pub fn last_conv_layer(model: &dyn Classifier) -> Option<String> {
+    if let Some(g) = model.graph() {
+        let conv = g
+            .nodes
+            .iter()
+            .rev()
+            .find(|n| matches!(n.op, crate::graph::Op::Conv2d { .. }));
+        if let Some(n) = conv {
+            return Some(n.layer.clone());
+        }
+    }
+    model.layer_names().into_iter().rfind(|l| l.starts_with("conv"))
+}
+
 impl Attribution for GradCam {
     fn name(&self) -> String {
         format!("Grad-CAM ({})", self.layer)
@@ -643,7 +660,7 @@ impl Attribution for GradCam {
         let layers = model.layer_names();
         ensure!(
             !layers.is_empty(),
-            "Grad-CAM needs a model with named layers; {} exposes none (use a built-in gradviz model)",
+            "Grad-CAM needs a model with named layers; {} exposes none (use a built-in gradviz model, or import yours with `gradviz import`)",
             model.describe()
         );
         ensure!(

@@ -337,7 +337,11 @@ const CKPT_FORMAT: &str = "gradviz.checkpoint";
 fn run_settings(model: &BuiltinModel, n: usize, cfg: &TrainConfig) -> BTreeMap<String, String> {
     [
         ("arch", model.arch.to_string()),
-        ("dataset", model.dataset.to_string()),
+        ("dataset", model.data_name.clone()),
+        (
+            "train_subset",
+            model.train_subset.map_or("-".into(), |s| s.to_string()),
+        ),
         ("train_images", n.to_string()),
         ("epochs", cfg.epochs.to_string()),
         ("batch_size", cfg.batch_size.to_string()),

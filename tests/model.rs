@@ -47,7 +47,7 @@ fn save_load_round_trip_keeps_logits_and_metadata() {
     m.save(&path).unwrap();
     let back = BuiltinModel::load(&path).unwrap();
     assert_eq!(back.arch, Arch::MnistCnn);
-    assert_eq!(back.dataset, DatasetName::FashionMnist);
+    assert_eq!(back.dataset, Some(DatasetName::FashionMnist));
     assert_eq!(back.class_names()[9], "Ankle boot");
     let x = Tensor::rand([4, 1, 28, 28], (Kind::Float, tch::Device::Cpu));
     assert_eq!(m.logits(&x).unwrap(), back.logits(&x).unwrap());

@@ -4,10 +4,11 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use gradviz::args::parse_list;
 use gradviz::ascend::{ascend as run_ascend, AscendConfig, Init, StepRule};
-use gradviz::data::{self, DatasetName};
+use gradviz::data::DatasetName;
 use gradviz::model::load_model;
 use gradviz::objective::Objective;
 use gradviz::plot::ascend::snapshot_strip;
+use gradviz::preprocess::Preprocess;
 use gradviz::regularize::Regularization;
 use std::path::PathBuf;
 
@@ -22,7 +23,8 @@ pub struct AscendArgs {
     /// What to maximize for a class: logit, softmax or log-softmax.
     #[arg(long, default_value = "logit")]
     score: String,
-    /// Maximize a hidden layer's channel instead of a class (built-in models only).
+    /// Maximize a hidden layer's channel instead of a class (built-in or imported models;
+    /// `gradviz layers --model FILE` lists the names).
     #[arg(long)]
     layer: Option<String>,
     /// Channels of --layer, one batch row each: `0-7`, `5`, `1,3`.
@@ -31,12 +33,19 @@ pub struct AscendArgs {
     /// With --layer: maximize the centre neuron of the channel instead of its mean.
     #[arg(long, requires = "layer")]
     neuron: bool,
-    /// Starting point: noise, zeros, const:V or dataset:INDEX[,..] (test split).
+    /// Starting point: noise, zeros, const:V, dataset:INDEX[,..] (test split) or
+    /// image:PATH (PNG/JPEG files, a directory or a glob; one image, or one per target).
     #[arg(long, default_value = "noise")]
     init: String,
+    /// How --init image: files are prepared: auto, mnist, fashion-mnist or none.
+    #[arg(long, default_value = "auto")]
+    preprocess: Preprocess,
     /// Data set for --init dataset:… (default: the model's own for built-in models, else mnist).
     #[arg(long)]
     dataset: Option<DatasetName>,
+    /// Data for --init dataset:… in any format (see `gradviz train --help`).
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Mean and σ of the noise init.
     #[arg(long, default_value_t = 0.1)]
     noise_mean: f64,
@@ -52,7 +61,8 @@ pub struct AscendArgs {
     /// plain, normalized or adam.
     #[arg(long, default_value = "plain")]
     step_rule: StepRule,
-    /// none, default (the 28×28 class set), hidden (the 28×28 set for --layer) or a spec like
+    /// none, default (the 28×28 class set), hidden (the 28×28 set for --layer), colour (the
+    /// 32×32 RGB set; use with --step-rule adam --lr 0.05) or a spec like
     /// `jitter=1,tv=0.02,blur=0.5@4,clip`.
     #[arg(long, default_value = "none")]
     regularize: String,
@@ -67,10 +77,10 @@ pub struct AscendArgs {
     plot: Option<PathBuf>,
 }
 
-fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {
+pub(crate) fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {
     gradviz::model::BuiltinModel::load(model_path)
         .ok()
-        .map(|m| m.dataset)
+        .and_then(|m| m.dataset)
 }
 
 pub fn ascend(a: AscendArgs) -> Result<()> {
@@ -127,16 +137,18 @@ pub fn ascend(a: AscendArgs) -> Result<()> {
                 "--init {s} names {} images for {n} targets (give 1 or {n})",
                 idx.len()
             );
-            let name = a
-                .dataset
-                .or_else(|| dataset_of(&a.model))
-                .unwrap_or(DatasetName::Mnist);
-            let test = data::load(name, None)?.test;
+            let name = match (&a.data, a.dataset) {
+                (Some(_), d) => d,
+                (None, d) => d.or_else(|| dataset_of(&a.model)).or(Some(DatasetName::Mnist)),
+            };
+            let splits =
+                super::train::fit_to(super::train::load_data(name, a.data.as_deref())?, model.as_ref())?;
+            let test = splits.test;
             for &i in &idx {
                 ensure!(
                     (0..test.len() as i64).contains(&i),
                     "--init {s}: index {i} is outside the {} test split (0..{})",
-                    name,
+                    splits.name,
                     test.len()
                 );
             }
@@ -147,7 +159,16 @@ pub fn ascend(a: AscendArgs) -> Result<()> {
             };
             Init::Examples(test.select(&idx)?.images)
         }
-        s => bail!("unknown --init '{s}': expected noise, zeros, const:V or dataset:INDEX[,..]"),
+        s if s.starts_with("image:") => {
+            let batch = super::inputs::load(model.as_ref(), &[PathBuf::from(&s[6..])], a.preprocess)?;
+            let k = batch.images.size()[0];
+            ensure!(
+                k == 1 || k == n,
+                "--init {s} names {k} images for {n} targets (give 1 or {n})"
+            );
+            Init::Examples(batch.images.expand([n, -1, -1, -1], false).contiguous())
+        }
+        s => bail!("unknown --init '{s}': expected noise, zeros, const:V, dataset:INDEX[,..] or image:PATH"),
     };
     let x0 = init.make(n, shape)?;
     let cfg = AscendConfig {

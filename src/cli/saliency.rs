@@ -1,11 +1,15 @@
 //! `gradviz saliency`: attributions of a batch of images, saved as `.npy` and/or drawn as PNG.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use gradviz::args::{parse_indices, targets_from_npy, TargetSpec};
-use gradviz::data::{self, DatasetName};
+use gradviz::data::DatasetName;
+use gradviz::lrp::{Composite, Lrp};
 use gradviz::model;
-use gradviz::plot::saliency::{batch_grid, saliency_rows, ImageLabels, SaliencyStyle};
+use gradviz::plot::saliency::{
+    batch_grid, channel_reductions, saliency_rows, ImageLabels, SaliencyStyle, REDUCTIONS,
+};
+use gradviz::preprocess::Preprocess;
 use gradviz::saliency::{
     reduce, Attribution, Baseline, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, Score,
     SmoothGrad, Target,
@@ -20,6 +24,8 @@ pub enum Method {
     Smoothgrad,
     IntegratedGradients,
     GradCam,
+    /// Layer-wise relevance propagation with --composite and --epsilon.
+    Lrp,
 }
 
 #[derive(Args)]
@@ -27,14 +33,18 @@ pub struct SaliencyArgs {
     /// A gradviz .safetensors model or a TorchScript .pt file.
     #[arg(long)]
     model: PathBuf,
-    /// Images: a float32 .npy [N, C, H, W] in [0, 1], or one PNG/JPEG (resized to the model's shape).
-    #[arg(long, conflicts_with = "dataset")]
-    input: Option<PathBuf>,
+    /// Images: PNG/JPEG files, directories (every PNG/JPEG inside), globs, or float32 .npy
+    /// batches [N, C, H, W] in [0, 1]; all of them make one batch.
+    #[arg(long, num_args = 1.., conflicts_with = "dataset")]
+    input: Vec<PathBuf>,
+    /// How PNG/JPEG inputs are prepared: auto, mnist, fashion-mnist or none.
+    #[arg(long, default_value = "auto")]
+    preprocess: Preprocess,
     /// Take the images from a data set's test split: mnist, fashion-mnist or cifar10.
     #[arg(long, requires = "indices")]
     dataset: Option<DatasetName>,
-    /// Directory of the data set (default: bundled MNIST, Debian's Fashion-MNIST).
-    #[arg(long)]
+    /// Take the images from this data's test split, in any format (see `gradviz train --help`).
+    #[arg(long, conflicts_with = "input", requires = "indices")]
     data: Option<PathBuf>,
     /// Test-split indices: a range `0..16` or a list `3,7,42`.
     #[arg(long)]
@@ -65,6 +75,13 @@ pub struct SaliencyArgs {
     /// Grad-CAM: the layer (default: the last conv layer).
     #[arg(long)]
     layer: Option<String>,
+    /// LRP: epsilon-plus, epsilon-plus-flat, epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat
+    /// or epsilon-gamma-box (Zennit's composites).
+    #[arg(long, default_value = "epsilon-plus-flat")]
+    composite: String,
+    /// LRP: ε of the dense layers' ε rule.
+    #[arg(long, default_value_t = 1e-6)]
+    epsilon: f64,
     /// Images (or path points / noisy samples) per forward-backward pass.
     #[arg(long, default_value_t = 256)]
     batch: i64,
@@ -77,6 +94,9 @@ pub struct SaliencyArgs {
     /// How the plot reduces channels: signed, sum, absolute or max-abs.
     #[arg(long, default_value = "signed")]
     reduce: Reduce,
+    /// Plot every channel reduction side by side (signed, sum, absolute, max-abs) instead.
+    #[arg(long)]
+    all_reductions: bool,
     /// One colour scale for all maps of the plot.
     #[arg(long)]
     shared_scale: bool,
@@ -87,26 +107,18 @@ pub struct SaliencyArgs {
 
 pub fn saliency(a: SaliencyArgs) -> Result<()> {
     let model = model::load_model_for(&a.model, a.dataset)?;
-    let shape = model.input_shape();
     let (images, labels): (Tensor, Option<Tensor>) = match (&a.input, a.dataset) {
-        (Some(p), _) => {
-            let is_npy = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-            if is_npy {
-                (gradviz::io::load_npy_images(p, shape)?, None)
-            } else {
-                let (img, note) = gradviz::io::load_image(p, shape)?;
-                if let Some(n) = note {
-                    eprintln!("note: {n}");
-                }
-                (img, None)
-            }
-        }
-        (None, Some(d)) => {
+        (inputs, _) if !inputs.is_empty() => (
+            super::inputs::load(model.as_ref(), inputs, a.preprocess)?.images,
+            None,
+        ),
+        _ if a.dataset.is_some() || a.data.is_some() => {
             let idx = parse_indices(a.indices.as_deref().unwrap_or_default())?;
-            let test = data::load(d, a.data.as_deref())?.test.select(&idx)?;
+            let splits = super::train::load_data(a.dataset, a.data.as_deref())?;
+            let test = super::train::fit_to(splits, model.as_ref())?.test.select(&idx)?;
             (test.images, Some(test.labels))
         }
-        (None, None) => bail!("give the images with --input FILE or --dataset NAME --indices RANGE"),
+        _ => bail!("give the images with --input FILE, --dataset NAME --indices RANGE or --data PATH --indices RANGE"),
     };
     let n = images.size()[0];
     let target = match a.targets.parse::<TargetSpec>()? {
@@ -150,21 +162,28 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
         Method::GradCam => {
             let layer = match &a.layer {
                 Some(l) => l.clone(),
-                None => model
-                    .layer_names()
-                    .into_iter()
-                    .rfind(|l| l.starts_with("conv"))
-                    .with_context(|| {
-                        format!(
-                            "Grad-CAM needs a built-in model with conv layers; {} has none",
-                            model.describe()
-                        )
-                    })?,
+                None => gradviz::saliency::last_conv_layer(model.as_ref()).with_context(|| {
+                    format!(
+                        "Grad-CAM needs a model with conv layers (built-in or imported); {} has none: give --layer NAME (`gradviz layers --model FILE` lists them)",
+                        model.describe()
+                    )
+                })?,
             };
             Box::new(GradCam {
                 layer,
                 score: a.score,
                 relu: true,
+                batch: a.batch,
+            })
+        }
+        Method::Lrp => {
+            ensure!(
+                a.score == Score::Logit,
+                "LRP explains the logit (--score logit): a {} is not a sum of per-pixel contributions",
+                a.score
+            );
+            Box::new(Lrp {
+                composite: Composite::named(&a.composite, a.epsilon)?,
                 batch: a.batch,
             })
         }
@@ -205,10 +224,19 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
         let style = SaliencyStyle {
             shared_scale: a.shared_scale,
             split_signs: a.split_signs,
-            title: Some(format!("{} · {}", method.name(), a.reduce.as_str())),
+            title: Some(if a.all_reductions {
+                format!("{} · channel reductions", method.name())
+            } else {
+                format!("{} · {}", method.name(), a.reduce.as_str())
+            }),
             ..Default::default()
         };
-        let fig = if n <= 6 || a.split_signs {
+        let fig = if a.all_reductions {
+            let titles: Vec<String> = (0..n as usize)
+                .map(|i| names.get(classes[i] as usize).cloned().unwrap_or_default())
+                .collect();
+            channel_reductions(&images, &attr, &REDUCTIONS, &titles, &style)?
+        } else if n <= 6 || a.split_signs {
             let titles: Vec<String> = (0..n as usize)
                 .map(|i| {
                     let t = names.get(classes[i] as usize).cloned().unwrap_or_default();

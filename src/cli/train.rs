@@ -2,20 +2,21 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use gradviz::data::{self, Dataset, DatasetName};
-use gradviz::model::{self, Arch, BuiltinModel, Classifier};
+use gradviz::data::{self, DatasetName};
+use gradviz::model::{self, Arch, BuiltinModel, Classifier, TrainSubset};
 use gradviz::train::{self as trainer, TrainConfig};
 use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// mnist, fashion-mnist or cifar10.
-    #[arg(long)]
-    dataset: DatasetName,
-    /// Directory of the data set (default: bundled MNIST, Debian's Fashion-MNIST).
+    /// mnist, fashion-mnist or cifar10 (optional with --data).
+    #[arg(long, required_unless_present = "data")]
+    dataset: Option<DatasetName>,
+    /// The data in any format: a folder of IDX files, CIFAR-10 batches (pickled or binary) or
+    /// class sub-folders of images, or a Keras .npz (default: the data set's own place).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Architecture: mnist-cnn, lenet or cifar10-cnn (default: by data set).
+    /// Architecture: mnist-cnn, lenet or cifar10-cnn (default: by image shape).
     #[arg(long)]
     arch: Option<Arch>,
     #[arg(long, default_value_t = 10)]
@@ -26,9 +27,10 @@ pub struct TrainArgs {
     batch_size: i64,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
-    /// Train on every other image of the train split only: `even` or `odd`.
+    /// Train on every other image of the train split only: `even` or `odd` (recorded in the
+    /// model's metadata, so that two models trained on different halves are provably disjoint).
     #[arg(long)]
-    half: Option<String>,
+    half: Option<TrainSubset>,
     /// Disable the random shift/rotation/scale augmentation.
     #[arg(long)]
     no_augment: bool,
@@ -61,23 +63,47 @@ fn default_checkpoint(out: &std::path::Path) -> PathBuf {
     out.with_file_name(format!("{stem}.checkpoint{ext}"))
 }
 
-/// The training images: the whole train split, or its even or odd half.
-fn training_images(train: Dataset, half: Option<&str>) -> Result<Dataset> {
-    let start = match half {
-        None => return Ok(train),
-        Some("even") => 0,
-        Some("odd") => 1,
-        Some(other) => anyhow::bail!("--half must be even or odd, not '{other}'"),
-    };
-    let idx: Vec<i64> = (start..train.len() as i64).step_by(2).collect();
-    train.select(&idx)
+/// The selected data, with what was inferred or converted printed as notes.
+pub fn load_data(name: Option<DatasetName>, path: Option<&std::path::Path>) -> Result<data::Splits> {
+    let splits = data::select(name, path)?;
+    for n in &splits.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(splits)
+}
+
+/// `splits` made fit for `model` (see `Splits::fit`), printing what that changed.
+pub fn fit_to(splits: data::Splits, model: &dyn Classifier) -> Result<data::Splits> {
+    let before = splits.notes.len();
+    let splits = splits.fit(model.input_shape(), model.class_names())?;
+    for n in &splits.notes[before..] {
+        eprintln!("note: {n}");
+    }
+    Ok(splits)
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    let splits = data::load(a.dataset, a.data.as_deref())?;
-    let train_set = training_images(splits.train, a.half.as_deref())?;
-    let arch = a.arch.unwrap_or(Arch::default_for(a.dataset));
-    let mut model = BuiltinModel::new(arch, a.dataset, a.seed)?;
+    let splits = load_data(a.dataset, a.data.as_deref())?;
+    let subset = a.half.unwrap_or(TrainSubset::All);
+    anyhow::ensure!(
+        subset != TrainSubset::All || a.half.is_none(),
+        "--half must be even or odd, not all"
+    );
+    let train_set = splits.train.select(&subset.indices(splits.train.len()))?;
+    let arch = match a.arch {
+        Some(arch) => arch,
+        None => Arch::default_for_shape(splits.input_shape())?,
+    };
+    let mut model = BuiltinModel::for_data(arch, &splits, a.seed)?;
+    model.train_subset = Some(subset);
+    eprintln!(
+        "training {arch} on {} {} images ({}) for {} epochs (seed {})",
+        train_set.len(),
+        splits.name,
+        splits.format,
+        a.epochs,
+        a.seed
+    );
     let checkpoint = a.checkpoint.clone().unwrap_or_else(|| default_checkpoint(&a.out));
     let cfg = TrainConfig {
         epochs: a.epochs,
@@ -89,13 +115,6 @@ pub fn train(a: TrainArgs) -> Result<()> {
         checkpoint: Some(checkpoint.clone()),
         stop_after: a.stop_after,
     };
-    eprintln!(
-        "training {arch} on {} {} images for {} epochs (seed {})",
-        train_set.len(),
-        a.dataset,
-        a.epochs,
-        a.seed
-    );
     let report = if a.resume {
         anyhow::ensure!(
             checkpoint.is_file(),
@@ -140,18 +159,31 @@ pub struct EvalArgs {
     /// A gradviz .safetensors model or a TorchScript .pt file.
     #[arg(long)]
     model: PathBuf,
-    #[arg(long)]
-    dataset: DatasetName,
+    /// mnist, fashion-mnist or cifar10 (optional with --data).
+    #[arg(long, required_unless_present = "data")]
+    dataset: Option<DatasetName>,
+    /// The data in any format (see `gradviz train --help`); its test split is evaluated.
     #[arg(long)]
     data: Option<PathBuf>,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let splits = data::load(a.dataset, a.data.as_deref())?;
-    let model = model::load_model_for(&a.model, Some(a.dataset))?;
+    let splits = load_data(a.dataset, a.data.as_deref())?;
+    let model = model::load_model_for(&a.model, splits.known)?;
+    let splits = fit_to(splits, model.as_ref())?;
     let acc = model::accuracy(model.as_ref(), &splits.test.images, &splits.test.labels)?;
     println!("model: {}", model.describe());
-    println!("test images: {}", splits.test.len());
+    println!(
+        "{} images: {} ({}, {})",
+        if splits.held_out {
+            "test"
+        } else {
+            "all (no test split)"
+        },
+        splits.test.len(),
+        splits.name,
+        splits.format
+    );
     println!("accuracy: {acc:.4}");
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod ascend;
 pub mod colormap;
+pub mod exemplars;
 pub mod saliency;
 
 pub use colormap::Colormap;

@@ -6,10 +6,15 @@
 //! colour bar. The colour limit of a map is the `clip_pct`-th percentile of its `|values|`,
 //! so that a few extreme pixels do not wash the rest out; with `shared_scale` all maps of a
 //! figure use one limit and can be compared by colour.
+//!
+//! Colour (3-channel) images are shown in colour beside their maps; overlays lay the map
+//! over a gray copy so that its colours stay readable. An attribution of a colour image has
+//! one value per channel: [`channel_reductions`] shows the ways of reducing it to one map
+//! side by side, [`channel_maps`] shows the red, green and blue parts themselves.
 
 use super::{Figure, Panel, PanelGrid};
 use crate::plot::Colormap;
-use crate::saliency::percentile_abs;
+use crate::saliency::{percentile_abs, reduce, Reduce};
 use anyhow::{ensure, Result};
 use tch::{Device, Kind, Tensor};
 
@@ -245,6 +250,123 @@ pub fn batch_grid(
             .collect();
         grid.push_row(top);
         grid.push_row(bottom);
+    }
+    grid.render()
+}
+
+/// Every channel reduction, in the order [`channel_reductions`] draws them by default.
+pub const REDUCTIONS: [Reduce; 4] = [Reduce::Signed, Reduce::Sum, Reduce::Absolute, Reduce::MaxAbs];
+
+fn check_attributions(images: &Tensor, attributions: &Tensor) -> Result<()> {
+    ensure!(
+        images.dim() == 4 && attributions.size() == images.size(),
+        "attributions {:?} must have the images' shape {:?}",
+        attributions.size(),
+        images.size()
+    );
+    ensure!(images.size()[0] > 0, "no images to show");
+    Ok(())
+}
+
+/// A panel for a reduced map: signed maps on the diverging scale `[-lim, lim]`, magnitudes
+/// (never negative) on viridis over `[0, lim]`.
+fn reduced_panel(map: &Tensor, how: Reduce, lim: f64) -> Panel {
+    if how.is_signed() {
+        Panel::signed(map, lim)
+    } else {
+        Panel::Heatmap {
+            map: map.shallow_clone(),
+            cmap: Colormap::Viridis,
+            lo: 0.0,
+            hi: lim,
+        }
+    }
+}
+
+/// One row per image: the image, then its attributions `[N, C, H, W]` reduced over channels
+/// in each way of `reductions` (e.g. [`REDUCTIONS`]), side by side:
+///
+/// - `signed`: per pixel, the channel value of largest magnitude, `A[c*]` with
+///   `c* = argmax_c |A_c|` (sign kept);
+/// - `sum`: `Σ_c A_c` (what Integrated Gradients' completeness adds up);
+/// - `absolute`: `Σ_c |A_c|`;
+/// - `max-abs`: `max_c |A_c|` (Simonyan et al. 2014).
+///
+/// Each map has its own colour limit (the `clip_pct` percentile of its magnitudes).
+pub fn channel_reductions(
+    images: &Tensor,
+    attributions: &Tensor,
+    reductions: &[Reduce],
+    row_titles: &[String],
+    style: &SaliencyStyle,
+) -> Result<Figure> {
+    check_attributions(images, attributions)?;
+    ensure!(!reductions.is_empty(), "no reductions to show");
+    let (images, attr) = (cpu(images), cpu(attributions));
+    let maps: Vec<Tensor> = reductions
+        .iter()
+        .map(|&r| reduce(&attr, r))
+        .collect::<Result<_>>()?;
+    let lims: Vec<Vec<f64>> = maps
+        .iter()
+        .map(|m| colour_limits(m, style.clip_pct, style.shared_scale))
+        .collect::<Result<_>>()?;
+    let mut grid = PanelGrid::new(style.scale).with_colorbars(style.colorbars);
+    if let Some(t) = &style.title {
+        grid = grid.with_title(t.clone());
+    }
+    for i in 0..images.size()[0] {
+        let title = row_titles
+            .get(i as usize)
+            .cloned()
+            .unwrap_or_else(|| "input".into());
+        let mut row = vec![(Panel::Image(images.get(i).clamp(0.0, 1.0)), title)];
+        for (k, &how) in reductions.iter().enumerate() {
+            row.push((
+                reduced_panel(&maps[k].get(i), how, lims[k][i as usize]),
+                how.as_str().to_string(),
+            ));
+        }
+        grid.push_row(row);
+    }
+    grid.render()
+}
+
+/// One row per image: the image, then its attribution in each input channel (`R`, `G`, `B`
+/// for colour images), all on one signed scale per image, so the channels compare by colour.
+pub fn channel_maps(
+    images: &Tensor,
+    attributions: &Tensor,
+    row_titles: &[String],
+    style: &SaliencyStyle,
+) -> Result<Figure> {
+    check_attributions(images, attributions)?;
+    let (images, attr) = (cpu(images), cpu(attributions));
+    let c = attr.size()[1];
+    let lims = colour_limits(&attr.flatten(1, -1), style.clip_pct, style.shared_scale)?;
+    let names: Vec<String> = if c == 3 {
+        ["R", "G", "B"].iter().map(|s| s.to_string()).collect()
+    } else {
+        (0..c).map(|k| format!("channel {k}")).collect()
+    };
+    let mut grid = PanelGrid::new(style.scale).with_colorbars(style.colorbars);
+    if let Some(t) = &style.title {
+        grid = grid.with_title(t.clone());
+    }
+    for (i, lim) in lims.iter().enumerate() {
+        let i = i as i64;
+        let title = row_titles
+            .get(i as usize)
+            .cloned()
+            .unwrap_or_else(|| "input".into());
+        let mut row = vec![(Panel::Image(images.get(i).clamp(0.0, 1.0)), title)];
+        for k in 0..c {
+            row.push((
+                Panel::signed(&attr.get(i).get(k), *lim),
+                names[k as usize].clone(),
+            ));
+        }
+        grid.push_row(row);
     }
     grid.render()
 }
