@@ -4,9 +4,9 @@
 //! input gradients. Then the analyses by the model's Keras layer names (ascent, Grad-CAM,
 //! LRP against Zennit, receptive fields), the errors, and the shipped course model.
 
-mod common;
+mod import_helpers;
 
-use common::*;
+use import_helpers::*;
 use gradviz::ascend::{ascend, AscendConfig};
 use gradviz::exemplars::{ReceptiveField, Span};
 use gradviz::model::{Classifier, TorchScriptModel};

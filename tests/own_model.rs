@@ -6,9 +6,9 @@
 //! 3×32×32 shapes and imported: saliency (with the colour figures), class and hidden-unit
 //! ascent with the RGB preset, Grad-CAM and LRP (against Zennit) on it.
 
-mod common;
+mod import_helpers;
 
-use common::*;
+use import_helpers::*;
 use gradviz::ascend::{ascend, AscendConfig, Init};
 use gradviz::data::shapes;
 use gradviz::lrp::{Composite, Lrp};
