@@ -26,28 +26,20 @@ Writes into DIR:
                              bundled test digits
 and prints `keras accuracy A` of the shipped model on them (argmax of Keras' probabilities).
 """
-import gzip
 import os
 import sys
 
 os.environ["KERAS_BACKEND"] = "torch"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from keras import layers  # noqa: E402
+from source_outputs import mnist_test  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 N_RANDOM, N_DIGITS = 6, 16
-
-
-def mnist_test():
-    d = os.path.join(REPO, "data", "mnist")
-    with gzip.open(os.path.join(d, "t10k-images-idx3-ubyte.gz")) as f:
-        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(os.path.join(d, "t10k-labels-idx1-ubyte.gz")) as f:
-        y = np.frombuffer(f.read(), np.uint8, offset=8)
-    return x.astype(np.float32) / 255.0, y.astype(np.int64)
 
 
 def student():
