@@ -53,6 +53,11 @@ pub use crate::saliency::Target;
 pub use crate::io::load_images;
 pub use crate::preprocess::Preprocess;
 pub use crate::preprocess::Preprocessor;
+pub use crate::preprocess::steps_figure;
+
+// Your own model: imported from Keras or PyTorch, with its layers.
+pub use crate::import::import_model;
+pub use crate::import::ImportOptions;
 
 // Global explanations: gradient ascent toward objectives, regularized, judged.
 pub use crate::ascend::ascend;
