@@ -133,6 +133,16 @@ pub enum Panel {
         hi: f64,
         alpha: f64,
     },
+    /// A heatmap with the outline of `image`'s bright part (the stroke, `image > 0.3`) drawn
+    /// over it as a thin dark contour: the map's weak values stay visible where an overlay
+    /// would hide them under the white ink.
+    Contoured {
+        image: Tensor,
+        map: Tensor,
+        cmap: Colormap,
+        lo: f64,
+        hi: f64,
+    },
     /// An empty cell.
     Blank,
 }
@@ -152,7 +162,7 @@ impl Panel {
     fn size(&self) -> Option<(i64, i64)> {
         let t = match self {
             Panel::Image(t) => t,
-            Panel::Heatmap { map, .. } | Panel::Overlay { map, .. } => map,
+            Panel::Heatmap { map, .. } | Panel::Overlay { map, .. } | Panel::Contoured { map, .. } => map,
             Panel::Blank => return None,
         };
         let s = t.size();
@@ -161,9 +171,9 @@ impl Panel {
 
     fn colour_scale(&self) -> Option<(Colormap, f64, f64)> {
         match self {
-            Panel::Heatmap { cmap, lo, hi, .. } | Panel::Overlay { cmap, lo, hi, .. } => {
-                Some((*cmap, *lo, *hi))
-            }
+            Panel::Heatmap { cmap, lo, hi, .. }
+            | Panel::Overlay { cmap, lo, hi, .. }
+            | Panel::Contoured { cmap, lo, hi, .. } => Some((*cmap, *lo, *hi)),
             _ => None,
         }
     }
@@ -208,7 +218,10 @@ impl Panel {
         let px: Vec<[f32; 3]> = match self {
             Panel::Blank => vec![],
             Panel::Image(img) => rgb_of_image(img)?,
-            Panel::Heatmap { map, cmap, lo, hi } => map_vals(map)?
+            Panel::Heatmap { map, cmap, lo, hi }
+            | Panel::Contoured {
+                map, cmap, lo, hi, ..
+            } => map_vals(map)?
                 .into_iter()
                 .map(|v| cmap.rgb(normalize(v as f64, *lo, *hi)))
                 .collect(),
@@ -332,6 +345,15 @@ impl PanelGrid {
                 if let Some((h, w)) = panel.size() {
                     ensure!((h, w) == (ph, pw), "panels differ in size: {h}x{w} vs {ph}x{pw}");
                     blit(&mut fig, &panel.pixels()?, w as u32, h as u32, x0, y0, self.scale);
+                    if let Panel::Contoured { image, .. } = panel {
+                        draw_outline(
+                            &mut fig,
+                            &stroke_mask(image)?,
+                            (w as u32, h as u32),
+                            (x0, y0),
+                            self.scale,
+                        );
+                    }
                 }
                 if let (true, Some(s)) = (self.colorbars, panel.colour_scale()) {
                     scales.push((x0 + cw + 4, y0, s));
@@ -390,6 +412,50 @@ fn fit_font<'a>(
                 .is_ok_and(|(w, _)| w <= width)
         })
         .unwrap_or_else(|| ("sans-serif", 7.0).into_font())
+}
+
+/// `image > 0.3` (mean over channels) as rows of booleans.
+fn stroke_mask(image: &Tensor) -> Result<Vec<bool>> {
+    let gray = image
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .mean_dim(0, false, Kind::Float);
+    Ok(Vec::<f32>::try_from(&gray.flatten(0, -1))?
+        .into_iter()
+        .map(|v| v > 0.3)
+        .collect())
+}
+
+/// A dark line, two screen pixels wide, along every edge between a masked and an unmasked
+/// image pixel of a panel drawn at `origin` with `scale`.
+fn draw_outline(fig: &mut Figure, mask: &[bool], (w, h): (u32, u32), origin: (u32, u32), scale: u32) {
+    let at = |x: u32, y: u32| mask[(y * w + x) as usize];
+    let mut put = |sx: u32, sy: u32| {
+        let (fx, fy) = (origin.0 + sx, origin.1 + sy);
+        if fx < fig.width && fy < fig.height {
+            let i = ((fy * fig.width + fx) * 3) as usize;
+            fig.rgb[i..i + 3].copy_from_slice(&[20, 20, 20]);
+        }
+    };
+    for y in 0..h {
+        for x in 0..w {
+            if x + 1 < w && at(x, y) != at(x + 1, y) {
+                let sx = (x + 1) * scale;
+                for sy in y * scale..(y + 1) * scale {
+                    put(sx - 1, sy);
+                    put(sx, sy);
+                }
+            }
+            if y + 1 < h && at(x, y) != at(x, y + 1) {
+                let sy = (y + 1) * scale;
+                for sx in x * scale..(x + 1) * scale {
+                    put(sx, sy - 1);
+                    put(sx, sy);
+                }
+            }
+        }
+    }
 }
 
 fn blit(fig: &mut Figure, px: &[u8], w: u32, h: u32, x0: u32, y0: u32, scale: u32) {
