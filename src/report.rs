@@ -56,7 +56,9 @@ impl Interval {
 impl std::fmt::Display for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let p = f.precision().unwrap_or(3);
-        write!(f, "{:.p$} [{:.p$}, {:.p$}]", self.mean, self.lo, self.hi)
+        let s = format!("{:.p$} [{:.p$}, {:.p$}]", self.mean, self.lo, self.hi);
+        // Right-aligned in the requested width, like a number in a table.
+        write!(f, "{s:>w$}", w = f.width().unwrap_or(0))
     }
 }
 
@@ -106,6 +108,7 @@ mod tests {
             hi: 1.5,
         };
         assert_eq!(format!("{i:.2}"), "1.00 [0.50, 1.50]");
+        assert_eq!(format!("{i:>20.2}"), "   1.00 [0.50, 1.50]");
         assert!(super::bootstrap_mean(&[], 100, 0).is_err());
         assert!(super::bootstrap_mean(&[f64::NAN], 100, 0).is_err());
     }
