@@ -106,13 +106,22 @@ class CellPanicked(Exception):
 
 PANIC_RE = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (.*)$", re.M)
 
+# evcxr 0.22 handles an error returned by `?` in a cell by printing it to stderr and replying
+# "ok" (the cell stops, the kernel goes on). A false `gradviz::claim!` is such an error; its
+# text starts with this (src/report.rs), so the run can fail on it.
+CLAIM_RE = re.compile(r"^claim does not hold in this run: .*$", re.M)
+
 
 def panic_message(cell) -> str | None:
-    """The panic text if the cell's stderr shows a Rust panic."""
+    """The panic text if the cell's stderr shows a Rust panic, or the claim if it shows a
+    false `claim!` (see CLAIM_RE)."""
     if "raises-exception" in cell.get("metadata", {}).get("tags", []):
         return None
     err = "".join(o.get("text", "") for o in cell.get("outputs", [])
                   if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    claim = CLAIM_RE.search(err)
+    if claim:
+        return claim.group(0)
     m = PANIC_RE.search(err)
     if not m:
         return None
@@ -202,12 +211,13 @@ def execute(nb_path: Path, timeout: int, startup_timeout: int, nb=None, cwd: Pat
 
     def on_cell_executed(cell, cell_index, execute_reply):
         status = execute_reply.get("content", {}).get("status", "?")
-        if status == "ok" and panic_message(cell):
-            status = "PANICKED"
+        problem = panic_message(cell)
+        if status == "ok" and problem:
+            status = "CLAIM FAILED" if CLAIM_RE.match(problem) else "PANICKED"
         say(f"  [{name}] cell {ordinal.get(cell_index, '?')}/{total} {status} "
             f"in {time.monotonic() - t_cell[0]:.1f}s (total {time.monotonic() - t_nb:.0f}s)")
-        if status == "PANICKED":
-            raise CellPanicked(panic_message(cell))
+        if status in ("PANICKED", "CLAIM FAILED"):
+            raise CellPanicked(problem)
 
     km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=kernel_spec_manager())
     client = NotebookClient(
@@ -235,7 +245,7 @@ def execute(nb_path: Path, timeout: int, startup_timeout: int, nb=None, cwd: Pat
     except CellExecutionError as e:
         failure = str(e)
     except CellPanicked as e:
-        failure = f"Rust panic: {e}"
+        failure = str(e) if CLAIM_RE.match(str(e)) else f"Rust panic: {e}"
     except Exception as e:  # kernel start-up problems etc.
         failure = f"{type(e).__name__}: {e}"
     finally:
@@ -258,7 +268,8 @@ def execute(nb_path: Path, timeout: int, startup_timeout: int, nb=None, cwd: Pat
                 return nb, f"{where} failed:\n{error_text(out)}"
         panic = panic_message(cell)
         if panic:
-            return nb, f"{where} panicked:\n{panic}"
+            what = "failed" if CLAIM_RE.match(panic) else "panicked"
+            return nb, f"{where} {what}:\n{panic}"
     if failure is not None:
         # Exception without an error output (timeout, dead kernel, start-up):
         # name the cell that was running, i.e. the first code cell without
@@ -332,7 +343,10 @@ def answers(executed: list[tuple[str, object]]) -> list[tuple[str, str, int, str
             m = ANSWER_RE.match(c.source) if c.cell_type == "markdown" else None
             if m:
                 first = re.split(r"\n\s*\n", c.source.strip(), maxsplit=1)[0]
-                found.append((m.group(1), name, i, first[m.end():].strip()))
+                first = first[m.end():].strip()
+                # A restated question in italics opens many answers: the summary has it already.
+                first = re.sub(r"^\*[^*]+\?\*\s*", "", first)
+                found.append((m.group(1), name, i, first))
     return found
 
 

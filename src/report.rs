@@ -10,8 +10,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A claim that holds prints one line (`✔ …`); a claim that does not returns an error, which
-//! fails the notebook cell and so the whole report run.
+//! A claim that holds prints one line (`✔ …`); a claim that does not returns an error. In a
+//! notebook, evcxr prints that error to stderr and stops the cell but reports the cell as run
+//! (it does so for every error returned by `?`); `scripts/run_notebooks.py` recognises the
+//! claim's text (`claim does not hold in this run: …`) and fails the run, naming the claim.
 
 use anyhow::{bail, Result};
 

@@ -102,13 +102,15 @@ class Summary(unittest.TestCase):
 
 class Claims(unittest.TestCase):
     def test_a_false_claim_fails_the_notebook_and_names_the_claim(self):
+        # evcxr replies "ok" to a cell whose `?` returned an error (at top level or, as here,
+        # inside a block): the runner must still fail on it.
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": "rust", "display_name": "Rust (gradviz)", "language": "rust"}
         nb.cells = [nbformat.v4.new_code_cell(DEP),
                     nbformat.v4.new_code_cell("use gradviz::prelude::*;\n"
                                               "claim!(2 > 1, \"two exceeds one\")?;"),
                     nbformat.v4.new_code_cell("let n = 7;\n"
-                                              "claim!(n % 2 == 0, \"{n} is even\")?;"),
+                                              "{ claim!(n % 2 == 0, \"{n} is even\")?; }"),
                     nbformat.v4.new_code_cell('println!("never reached");')]
         out, failure = run_notebooks.execute(Path("false-claim.ipynb"), TIMEOUT, 600, nb=nb, cwd=NOTEBOOKS)
         self.assertIsNotNone(failure, "a false claim must fail the run")
