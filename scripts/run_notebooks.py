@@ -107,9 +107,10 @@ class CellPanicked(Exception):
 PANIC_RE = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (.*)$", re.M)
 
 # evcxr 0.22 handles an error returned by `?` in a cell by printing it to stderr and replying
-# "ok" (the cell stops, the kernel goes on). A false `gradviz::claim!` is such an error; its
-# text starts with this (src/report.rs), so the run can fail on it.
-CLAIM_RE = re.compile(r"^claim does not hold in this run: .*$", re.M)
+# "ok" (the cell stops, the kernel goes on); that stderr may even arrive after the reply, i.e.
+# be lost. A false `gradviz::claim!` therefore also prints this line on stdout (src/report.rs),
+# which evcxr forwards before it replies, so the run can fail on it.
+CLAIM_RE = re.compile(r"^(?:✘ )?claim does not hold in this run: .*$", re.M)
 
 
 def panic_message(cell) -> str | None:
@@ -117,11 +118,13 @@ def panic_message(cell) -> str | None:
     false `claim!` (see CLAIM_RE)."""
     if "raises-exception" in cell.get("metadata", {}).get("tags", []):
         return None
-    err = "".join(o.get("text", "") for o in cell.get("outputs", [])
-                  if o.get("output_type") == "stream" and o.get("name") == "stderr")
-    claim = CLAIM_RE.search(err)
+    streams = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                      if o.get("output_type") == "stream")
+    claim = CLAIM_RE.search(streams)
     if claim:
         return claim.group(0)
+    err = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                  if o.get("output_type") == "stream" and o.get("name") == "stderr")
     m = PANIC_RE.search(err)
     if not m:
         return None

@@ -10,10 +10,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A claim that holds prints one line (`✔ …`); a claim that does not returns an error. In a
-//! notebook, evcxr prints that error to stderr and stops the cell but reports the cell as run
-//! (it does so for every error returned by `?`); `scripts/run_notebooks.py` recognises the
-//! claim's text (`claim does not hold in this run: …`) and fails the run, naming the claim.
+//! A claim that holds prints one line (`✔ …`); a claim that does not prints `✘ claim does not
+//! hold in this run: …` and returns an error. In a notebook, evcxr prints that error to stderr
+//! and stops the cell but reports the cell as run (it does so for every error returned by `?`,
+//! and its stderr may even arrive after the cell is over); `scripts/run_notebooks.py` therefore
+//! reads the `✘` line from stdout and fails the run, naming the claim.
 
 use anyhow::{bail, Result};
 
@@ -21,6 +22,9 @@ use anyhow::{bail, Result};
 /// quotes the claim.
 pub fn check(holds: bool, claim: &str) -> Result<()> {
     if !holds {
+        // Also on stdout: evcxr forwards a cell's stdout before it replies, its stderr (where
+        // it prints the returned error) only some time later, so the runner reads this line.
+        println!("✘ claim does not hold in this run: {claim}");
         bail!("claim does not hold in this run: {claim}");
     }
     println!("✔ {claim}");
