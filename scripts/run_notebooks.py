@@ -416,7 +416,7 @@ REPORT_CSS = """
 .jp-InputArea-editor pre, .highlight pre, .jp-CodeMirrorEditor pre {
   white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: normal; }
 .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: normal; word-break: keep-all;
-  font-size: 8pt; line-height: 1.25; }
+  font-size: 7.5pt; line-height: 1.2; }
 .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: normal; word-break: normal;
   hyphens: none; }
 .jp-RenderedImage img, .jp-RenderedHTMLCommon img { max-width: 100%; height: auto; }
@@ -426,7 +426,9 @@ REPORT_CSS = """
   .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
   .jp-Cell { padding: 2px 0 !important; }
   body, .jp-Notebook { font-size: 10pt; }
-  .jp-InputArea-editor pre, .highlight pre { font-size: 8pt; line-height: 1.25; }
+  .jp-InputArea-editor pre, .highlight pre { font-size: 7.5pt; line-height: 1.18; }
+  .jp-InputArea-editor, .jp-OutputArea-output pre { padding: 1px 4px !important; }
+  .jp-RenderedHTMLCommon p, .jp-RenderedHTMLCommon li { margin-top: 0.2em; margin-bottom: 0.35em; }
   .jp-OutputArea-output, .jp-RenderedImage { break-inside: avoid; }
   h1, h2, h3 { break-after: avoid; }
 }
