@@ -16,6 +16,28 @@ Outputs (under report/ or target/notebook-check/):
 
 Exit status: 0 all notebooks ran without an error output; 1 a cell failed
 (notebook and cell are named); 2 set-up problem (no notebooks, no kernel).
+
+Answers (the convention every notebook follows)
+-----------------------------------------------
+A markdown cell whose text starts with
+
+    **Answer (Q1):** <the bottom line, one short paragraph>
+
+    <evidence and details: further paragraphs, lists, ...>
+
+answers question Q1 of the assignment. The IDs and questions are listed in QUESTIONS below, in
+the assignment's order (Q1 saliency maps ... Q7 hidden features; Q1b and the like are
+sub-questions). The report (gradviz-report.html/.pdf) opens with a one-page summary: under
+each question, the *first paragraph* of every answer cell (in notebook order), with a link to
+the answer in the body. So put the bottom line into the first paragraph and keep it to a few
+sentences; cite the run's printed checks (the lines starting with ✔, written by
+`gradviz::claim!`), never numbers the run does not print. An answer with an ID missing from
+QUESTIONS is listed after the known ones under its ID. tests/notebooks/test_report.py checks
+that the summary lists every answer cell.
+
+    .venv/bin/python scripts/run_notebooks.py --from-executed target/notebook-check/executed
+
+re-exports the HTML/PDF from already executed notebooks (no kernel), e.g. to check the layout.
 """
 
 from __future__ import annotations
@@ -56,6 +78,23 @@ except ImportError as e:  # pragma: no cover
     )
 
 
+# The assignment's questions, in its order (see "Answers" above).
+QUESTIONS: list[tuple[str, str]] = [
+    ("Q1", "Saliency maps: do they make sense, and how would you interpret them "
+           "(taking the sign of the gradient into account)?"),
+    ("Q1b", "Saliency of a logit or of its softmax probability: what is the difference?"),
+    ("Q2", "The optimal input for a class: does it look natural?"),
+    ("Q3", "How does the input change when applying many steps of optimization?"),
+    ("Q4", "How do the optimal inputs differ when initializing with random noise instead of "
+           "real examples?"),
+    ("Q5", "Can you see differences between optimizing a logit or a softmax probability?"),
+    ("Q6", "Bonus: which regularization makes the optimal input more natural-looking?"),
+    ("Q7", "Bonus: what do hidden features of the network respond to?"),
+]
+
+ANSWER_RE = re.compile(r"^\s*\*\*Answer \(([A-Za-z0-9]+)\):\*\*")
+
+
 def say(msg: str) -> None:
     print(msg, flush=True)
 
@@ -70,11 +109,23 @@ PANIC_RE = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (.*)$", re.M)
 # and reports the cell as ok, as it does for a panic.
 CLAIM_RE = re.compile(r"^claim does not hold in this run: .*$", re.M)
 
+# evcxr 0.22 handles an error returned by `?` in a cell by printing it to stderr and replying
+# "ok" (the cell stops, the kernel goes on); that stderr may even arrive after the reply, i.e.
+# be lost. A false `gradviz::claim!` therefore also prints this line on stdout (src/report.rs),
+# which evcxr forwards before it replies, so the run can fail on it.
+CLAIM_RE = re.compile(r"^(?:✘ )?claim does not hold in this run: .*$", re.M)
+
 
 def panic_message(cell) -> str | None:
-    """The panic text if the cell's stderr shows a Rust panic."""
+    """The panic text if the cell's stderr shows a Rust panic, or the claim if it shows a
+    false `claim!` (see CLAIM_RE)."""
     if "raises-exception" in cell.get("metadata", {}).get("tags", []):
         return None
+    streams = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                      if o.get("output_type") == "stream")
+    claim = CLAIM_RE.search(streams)
+    if claim:
+        return claim.group(0)
     err = "".join(o.get("text", "") for o in cell.get("outputs", [])
                   if o.get("output_type") == "stream" and o.get("name") == "stderr")
     claim = CLAIM_RE.search(err)
@@ -169,12 +220,13 @@ def execute(nb_path: Path, timeout: int, startup_timeout: int, nb=None, cwd: Pat
 
     def on_cell_executed(cell, cell_index, execute_reply):
         status = execute_reply.get("content", {}).get("status", "?")
-        if status == "ok" and panic_message(cell):
-            status = "PANICKED"
+        problem = panic_message(cell)
+        if status == "ok" and problem:
+            status = "CLAIM FAILED" if CLAIM_RE.match(problem) else "PANICKED"
         say(f"  [{name}] cell {ordinal.get(cell_index, '?')}/{total} {status} "
             f"in {time.monotonic() - t_cell[0]:.1f}s (total {time.monotonic() - t_nb:.0f}s)")
-        if status == "PANICKED":
-            raise CellPanicked(panic_message(cell))
+        if status in ("PANICKED", "CLAIM FAILED"):
+            raise CellPanicked(problem)
 
     km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=kernel_spec_manager())
     client = NotebookClient(
@@ -202,7 +254,7 @@ def execute(nb_path: Path, timeout: int, startup_timeout: int, nb=None, cwd: Pat
     except CellExecutionError as e:
         failure = str(e)
     except CellPanicked as e:
-        failure = f"Rust panic: {e}"
+        failure = str(e) if CLAIM_RE.match(str(e)) else f"Rust panic: {e}"
     except Exception as e:  # kernel start-up problems etc.
         failure = f"{type(e).__name__}: {e}"
     finally:
@@ -225,7 +277,8 @@ def execute(nb_path: Path, timeout: int, startup_timeout: int, nb=None, cwd: Pat
                 return nb, f"{where} failed:\n{error_text(out)}"
         panic = panic_message(cell)
         if panic:
-            return nb, f"{where} panicked:\n{panic}"
+            what = "failed" if CLAIM_RE.match(panic) else "panicked"
+            return nb, f"{where} {what}:\n{panic}"
     if failure is not None:
         # Exception without an error output (timeout, dead kernel, start-up):
         # name the cell that was running, i.e. the first code cell without
@@ -278,7 +331,7 @@ def export_html(nb, src_dir: Path, title: str, mathjax_url: str | None = None) -
     body, _ = exp.from_notebook_node(
         nb, resources={"metadata": {"path": str(src_dir), "name": title}}
     )
-    return body
+    return with_report_css(body)
 
 
 def nb_title(nb, fallback: str) -> str:
@@ -290,26 +343,107 @@ def nb_title(nb, fallback: str) -> str:
     return fallback
 
 
+def answers(executed: list[tuple[str, object]]) -> list[tuple[str, str, int, str]]:
+    """Every answer cell as (question ID, notebook name, cell index, first paragraph without
+    the `**Answer (ID):**` label), in notebook order."""
+    found = []
+    for name, nb in executed:
+        for i, c in enumerate(nb.cells):
+            m = ANSWER_RE.match(c.source) if c.cell_type == "markdown" else None
+            if m:
+                first = re.split(r"\n\s*\n", c.source.strip(), maxsplit=1)[0]
+                first = first[m.end():].strip()
+                # A restated question in italics opens many answers: the summary has it already.
+                first = re.sub(r"^\*[^*]+\?\*\s*", "", first)
+                found.append((m.group(1), name, i, first))
+    return found
+
+
+def answer_anchor(name: str, index: int) -> str:
+    return f"answer-{name}-{index}"
+
+
+def summary_markdown(executed: list[tuple[str, object]]) -> str:
+    """The report's first page: each question with the first paragraph of its answers, in the
+    order of QUESTIONS (unknown IDs last), each linking to the answer in the body."""
+    found = answers(executed)
+    known = [q for q, _ in QUESTIONS]
+    order = known + sorted({a[0] for a in found} - set(known))
+    text = dict(QUESTIONS)
+    lines = ["## Answers at a glance", ""]
+    for q in order:
+        mine = [a for a in found if a[0] == q]
+        if not mine:
+            continue
+        lines += [f"**{q} · {text.get(q, 'further question')}**", ""]
+        for _, name, i, first in mine:
+            lines += [f"{first} [→ `{name}`](#{answer_anchor(name, i)})", ""]
+    if not found:
+        lines += ["*(no answer cells found)*", ""]
+    return "\n".join(lines)
+
+
 def combined_notebook(executed: list[tuple[str, object]]):
-    """One notebook: TOC cell, then every notebook behind an anchored header."""
+    """One notebook: the summary of the answers and the contents on the first page, then
+    every notebook behind an anchored header, each answer cell behind its anchor."""
     first = executed[0][1]
     out = nbformat.v4.new_notebook(metadata=copy.deepcopy(first.metadata))
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    toc = ["# gradviz report", "", f"Generated {stamp} by `scripts/run_notebooks.py`.", "",
-           "## Contents", ""]
+    head = ["# gradviz report", "",
+            f"Generated {stamp} by `scripts/run_notebooks.py`: every number is printed by the "
+            "notebook cells below, and every finding is a check (✔) that this run verified.", ""]
+    toc = ["## Contents", ""]
     for k, (name, nb) in enumerate(executed, 1):
         toc.append(f"{k}. [{html.escape(nb_title(nb, name))}](#nb-{name}) (`{name}.ipynb`)")
-    out.cells.append(nbformat.v4.new_markdown_cell("\n".join(toc)))
+    out.cells.append(nbformat.v4.new_markdown_cell(
+        "\n".join(head) + '\n<div class="gv-summary">\n\n' + summary_markdown(executed)
+        + "\n\n</div>\n\n" + "\n".join(toc)))
     for name, nb in executed:
         header = (f'<div style="page-break-before: always"></div>\n'
-                  f'<a id="nb-{name}"></a>\n\n---\n\n*Notebook `{name}.ipynb`*')
+                  f'<a id="nb-{name}"></a>\n\n*Notebook `{name}.ipynb`*')
         out.cells.append(nbformat.v4.new_markdown_cell(header))
-        for c in nb.cells:
+        for i, c in enumerate(nb.cells):
             c = copy.deepcopy(c)
             if "id" in c:  # cell ids are unique per notebook only
                 c["id"] = f"{name}-{c['id']}"[:64]
+            if c.cell_type == "markdown" and ANSWER_RE.match(c.source):
+                c.source = f'<a id="{answer_anchor(name, i)}"></a>\n\n' + c.source
             out.cells.append(c)
     return out
+
+
+# Print layout: A4; code wraps at spaces (long tokens anywhere) instead of being cut at the
+# margin; printed tables (cell output) and markdown tables wrap only between words, never
+# inside a number; prompts are dropped in print to give the page's width to the content;
+# figures shrink to the width; the summary is set a little smaller to fit one page.
+REPORT_CSS = """
+<style>
+@page { size: A4; margin: 12mm 11mm; }
+.jp-InputArea-editor pre, .highlight pre, .jp-CodeMirrorEditor pre {
+  white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: normal; }
+.jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: normal; word-break: keep-all;
+  font-size: 7.5pt; line-height: 1.2; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: normal; word-break: normal;
+  hyphens: none; }
+.jp-RenderedImage img, .jp-RenderedHTMLCommon img { max-width: 100%; height: auto; }
+.gv-summary { font-size: 0.92em; line-height: 1.35; }
+.gv-summary p { margin: 0.25em 0 0.45em 0; }
+@media print {
+  .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
+  .jp-Cell { padding: 2px 0 !important; }
+  body, .jp-Notebook { font-size: 10pt; }
+  .jp-InputArea-editor pre, .highlight pre { font-size: 7.5pt; line-height: 1.18; }
+  .jp-InputArea-editor, .jp-OutputArea-output pre { padding: 1px 4px !important; }
+  .jp-RenderedHTMLCommon p, .jp-RenderedHTMLCommon li { margin-top: 0.2em; margin-bottom: 0.35em; }
+  .jp-OutputArea-output, .jp-RenderedImage { break-inside: avoid; }
+  h1, h2, h3 { break-after: avoid; }
+}
+</style>
+"""
+
+
+def with_report_css(page: str) -> str:
+    return page.replace("</head>", REPORT_CSS + "</head>", 1) if "</head>" in page else REPORT_CSS + page
 
 
 def find_chromium() -> str | None:
@@ -398,6 +532,16 @@ def execute_all(notebooks: list[Path], args):
                 f.cancel()
 
 
+def from_executed(notebooks: list[Path], directory: Path):
+    """Yields (path, executed notebook read from `directory`, failure) without a kernel."""
+    for p in notebooks:
+        src = directory / p.name
+        if not src.exists():
+            yield p, nbformat.v4.new_notebook(), f"notebook {p.name}: no executed copy in {directory}"
+        else:
+            yield p, nbformat.read(src, as_version=4), None
+
+
 # --------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -419,6 +563,8 @@ def main() -> int:
     ap.add_argument("--notebooks-dir", type=Path, default=REPO / "notebooks",
                     help=argparse.SUPPRESS)
     ap.add_argument("--out-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--from-executed", type=Path, metavar="DIR", default=None,
+                    help="do not execute: export the report from the executed notebooks in DIR")
     args = ap.parse_args()
 
     nb_dir = args.notebooks_dir.resolve()
@@ -437,13 +583,15 @@ def main() -> int:
             say(f"run_notebooks: ERROR: no such notebook(s) in {nb_dir}: {', '.join(sorted(missing))}")
             return 2
 
-    check_kernel()
+    if args.from_executed is None:
+        check_kernel()
     say(f"run_notebooks: {len(notebooks)} notebook(s) from {rel(nb_dir)} -> {rel(out_dir)}")
 
     t0 = time.monotonic()
     executed: list[tuple[str, object]] = []
     failures: list[str] = []
-    for nb_path, nb, failure in execute_all(notebooks, args):
+    runs = execute_all(notebooks, args) if args.from_executed is None else from_executed(notebooks, args.from_executed)
+    for nb_path, nb, failure in runs:
         name = nb_path.stem
         # Always keep the executed notebook (also a failed one: it shows the error).
         atomic_write(out_dir / "executed" / f"{name}.ipynb", nbformat.writes(nb))

@@ -58,6 +58,8 @@ pub struct Curve {
     pub auc: f64,
     /// Area under each image's curve.
     pub per_image_auc: Vec<f64>,
+    /// Each image's score at each fraction, `[fractions][images]` (for confidence bands).
+    pub per_image_score: Vec<Vec<f64>>,
 }
 
 fn trapezoid(xs: &[f64], ys: &[f64]) -> f64 {
@@ -204,6 +206,7 @@ fn perturbation_curve(
         fractions,
         mean_score,
         per_image_auc,
+        per_image_score: per_step,
     })
 }
 

@@ -81,7 +81,9 @@ pub use crate::plot::exemplars::ExemplarStyle;
 
 // The report: findings that fail the notebook when the run contradicts them.
 pub use crate::claim;
+pub use crate::report::bootstrap_mean;
 pub use crate::report::check;
+pub use crate::report::Interval;
 
 // Figures.
 pub use crate::figures::channel_sheet;
@@ -96,6 +98,7 @@ pub use crate::plot::image_grid;
 pub use crate::plot::line_chart;
 pub use crate::plot::saliency::batch_grid;
 pub use crate::plot::saliency::compare_methods;
+pub use crate::plot::saliency::perturbation_curves;
 pub use crate::plot::saliency::saliency_rows;
 pub use crate::plot::saliency::ImageLabels;
 pub use crate::plot::saliency::SaliencyStyle;

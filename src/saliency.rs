@@ -112,14 +112,23 @@ impl Score {
         }
     }
 
-    /// `[N]` scores of `logits` `[N, K]` at the classes `targets` `[N]` (int64).
+    /// `[N]` scores of `logits` `[N, K]` at the classes `targets` `[N]` (int64), as f32.
+    ///
+    /// The softmax and log-softmax are computed in f64: in f32, `p_c` rounds to exactly 1
+    /// once the logit margin exceeds about 17, and the `+p_c(1 − p_c) ∂z_c` term of the
+    /// softmax gradient then vanishes, leaving only the `−p_c p_k ∂z_k` terms of the other
+    /// classes (an artefact of the rounding, not of the softmax). In f64 the term survives
+    /// up to a margin of about 36; the gradient flowing back to the f32 logits is then small
+    /// but representable.
     pub fn of(self, logits: &Tensor, targets: &Tensor) -> Tensor {
         let s = match self {
             Score::Logit => logits.to_kind(Kind::Float),
-            Score::Softmax => logits.softmax(-1, Kind::Float),
-            Score::LogSoftmax => logits.log_softmax(-1, Kind::Float),
+            Score::Softmax => logits.to_kind(Kind::Double).softmax(-1, Kind::Double),
+            Score::LogSoftmax => logits.to_kind(Kind::Double).log_softmax(-1, Kind::Double),
         };
-        s.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1)
+        s.gather(1, &targets.unsqueeze(1), false)
+            .squeeze_dim(1)
+            .to_kind(Kind::Float)
     }
 }
 

@@ -169,6 +169,52 @@ fn softmax_gradient_is_the_chain_rule_mix_of_logit_gradients() {
     let _ = y;
 }
 
+/// At a logit margin of ~24, `p_c` rounds to exactly 1 in f32 and an f32 softmax loses
+/// the `+p_c(1 − p_c) ∂z_c` term; the f64 score keeps it: the gradient equals the chain rule
+/// `p_c Σ_k (δ_ck − p_k) ∂z_k/∂x` evaluated in f64, including its `∂z_c` part.
+#[test]
+fn saturated_softmax_gradient_keeps_the_own_class_term() {
+    let mut m = Linear::new(3, 5);
+    let _ = tch::no_grad(|| m.w.get(0).fill_(0.0));
+    let _ = tch::no_grad(|| m.w.get(0).narrow(0, 0, 392).fill_(0.05)); // class 0: left half
+    let _ = tch::no_grad(|| m.w.get(1).fill_(0.0));
+    let _ = tch::no_grad(|| m.w.get(2).fill_(0.0));
+    let _ = tch::no_grad(|| m.w.get(2).narrow(0, 392, 392).fill_(0.001));
+    m.b = Tensor::from_slice(&[0.0f32, -5.0, -5.0]); // margin ≈ 24
+    let x = Tensor::ones([1, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let z = m.logits(&x).unwrap().to_kind(Kind::Double);
+    assert_eq!(
+        z.softmax(-1, Kind::Float).double_value(&[0, 0]),
+        1.0,
+        "p_c must round to 1 in f32"
+    );
+    let p = z.softmax(-1, Kind::Double);
+    let g = Gradient::new(Score::Softmax)
+        .attribute(&m, &x, &Target::Class(0))
+        .unwrap()
+        .to_kind(Kind::Double)
+        .view([784]);
+    let (p0, p1, p2) = (
+        p.double_value(&[0, 0]),
+        p.double_value(&[0, 1]),
+        p.double_value(&[0, 2]),
+    );
+    // pixel 0: only class 0 has weight; pixel 783: only class 2.
+    let own = p0 * (1.0 - p0) * 0.05;
+    let other = -p0 * p2 * 0.001;
+    let _ = p1;
+    let (g0, g783) = (g.double_value(&[0]), g.double_value(&[783]));
+    assert!(own > 1e-12, "the own-class term is {own}");
+    assert!(
+        (g0 - own).abs() < 1e-3 * own,
+        "pixel 0: gradient {g0} vs p_c(1 − p_c) w = {own}"
+    );
+    assert!(
+        (g783 - other).abs() < 1e-3 * other.abs(),
+        "pixel 783: {g783} vs {other}"
+    );
+}
+
 #[test]
 fn integrated_gradients_is_complete_within_one_percent_at_128_steps() {
     let m = cnn();

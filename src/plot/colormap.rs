@@ -7,6 +7,10 @@ pub enum Colormap {
     Diverging,
     /// Perceptually uniform dark-to-bright, for magnitudes.
     Viridis,
+    /// White (0) to dark red, ColorBrewer YlOrRd: for non-negative maps (Grad-CAM,
+    /// |gradient|) beside signed ones, so that white means "no effect" in both and print
+    /// keeps the order light → dark.
+    Sequential,
     /// Black to white.
     Gray,
 }
@@ -37,6 +41,18 @@ const VIRIDIS: [[f32; 3]; 9] = [
     [0.993, 0.906, 0.144],
 ];
 
+const YLORRD: [[f32; 3]; 9] = [
+    [1.000, 1.000, 1.000],
+    [1.000, 0.929, 0.627],
+    [0.996, 0.851, 0.463],
+    [0.996, 0.698, 0.298],
+    [0.992, 0.553, 0.235],
+    [0.988, 0.306, 0.165],
+    [0.890, 0.102, 0.110],
+    [0.741, 0.000, 0.149],
+    [0.502, 0.000, 0.149],
+];
+
 fn interpolate(anchors: &[[f32; 3]], t: f64) -> [f32; 3] {
     let t = t.clamp(0.0, 1.0) * (anchors.len() - 1) as f64;
     let i = (t.floor() as usize).min(anchors.len() - 2);
@@ -50,6 +66,7 @@ impl Colormap {
         match self {
             Colormap::Diverging => interpolate(&RDBU, t),
             Colormap::Viridis => interpolate(&VIRIDIS, t),
+            Colormap::Sequential => interpolate(&YLORRD, t),
             Colormap::Gray => [t.clamp(0.0, 1.0) as f32; 3],
         }
     }
@@ -58,7 +75,7 @@ impl Colormap {
     pub fn strength(self, t: f64) -> f64 {
         match self {
             Colormap::Diverging => ((t - 0.5).abs() * 2.0).clamp(0.0, 1.0),
-            Colormap::Viridis | Colormap::Gray => t.clamp(0.0, 1.0),
+            Colormap::Viridis | Colormap::Gray | Colormap::Sequential => t.clamp(0.0, 1.0),
         }
     }
 }

@@ -133,6 +133,16 @@ pub enum Panel {
         hi: f64,
         alpha: f64,
     },
+    /// A heatmap with the outline of `image`'s bright part (the stroke, `image > 0.3`) drawn
+    /// over it as a thin dark contour: the map's weak values stay visible where an overlay
+    /// would hide them under the white ink.
+    Contoured {
+        image: Tensor,
+        map: Tensor,
+        cmap: Colormap,
+        lo: f64,
+        hi: f64,
+    },
     /// An empty cell.
     Blank,
 }
@@ -152,7 +162,7 @@ impl Panel {
     fn size(&self) -> Option<(i64, i64)> {
         let t = match self {
             Panel::Image(t) => t,
-            Panel::Heatmap { map, .. } | Panel::Overlay { map, .. } => map,
+            Panel::Heatmap { map, .. } | Panel::Overlay { map, .. } | Panel::Contoured { map, .. } => map,
             Panel::Blank => return None,
         };
         let s = t.size();
@@ -161,9 +171,9 @@ impl Panel {
 
     fn colour_scale(&self) -> Option<(Colormap, f64, f64)> {
         match self {
-            Panel::Heatmap { cmap, lo, hi, .. } | Panel::Overlay { cmap, lo, hi, .. } => {
-                Some((*cmap, *lo, *hi))
-            }
+            Panel::Heatmap { cmap, lo, hi, .. }
+            | Panel::Overlay { cmap, lo, hi, .. }
+            | Panel::Contoured { cmap, lo, hi, .. } => Some((*cmap, *lo, *hi)),
             _ => None,
         }
     }
@@ -208,7 +218,10 @@ impl Panel {
         let px: Vec<[f32; 3]> = match self {
             Panel::Blank => vec![],
             Panel::Image(img) => rgb_of_image(img)?,
-            Panel::Heatmap { map, cmap, lo, hi } => map_vals(map)?
+            Panel::Heatmap { map, cmap, lo, hi }
+            | Panel::Contoured {
+                map, cmap, lo, hi, ..
+            } => map_vals(map)?
                 .into_iter()
                 .map(|v| cmap.rgb(normalize(v as f64, *lo, *hi)))
                 .collect(),
@@ -308,17 +321,47 @@ impl PanelGrid {
             .find_map(|(p, _)| p.size())
             .ok_or_else(|| anyhow!("the figure has only blank panels"))?;
         let (cw, ch) = (pw as u32 * self.scale, ph as u32 * self.scale);
-        let label_w = if self.row_labels.iter().any(|l| !l.is_empty()) {
-            90
-        } else {
-            0
-        };
-        let bar = if self.colorbars { BAR_W } else { 0 };
+        register_fonts();
+        // Text grows with the figure so that it prints at ≥ 8 pt when the figure is shrunk to
+        // the width of an A4 page (see `print_font_px`); two passes, as the colour bars widen
+        // with their tick labels.
         let ncols = self.rows.iter().map(|r| r.len()).max().unwrap_or(1) as u32;
-        let head = if self.title.is_some() { 26 } else { 0 };
+        let mut font_px = print_font_px(0);
+        let mut layout = (0, 0, 0);
+        for _ in 0..2 {
+            let label_w = self
+                .row_labels
+                .iter()
+                .map(|l| text_width(l, font_px) + 10)
+                .max()
+                .filter(|&w| w > 10)
+                .map_or(0, |w| w.max(90));
+            let bar = if self.colorbars {
+                BAR_W.max(18 + 4 * font_px)
+            } else {
+                0
+            };
+            let width = (PAD + label_w + ncols * (cw + PAD + bar)).max(220);
+            layout = (label_w, bar, width);
+            font_px = print_font_px(width);
+        }
+        let (label_w, bar, width) = layout;
         let cell_w = cw + PAD + bar;
-        let width = (PAD + label_w + ncols * cell_w).max(220);
-        let height = head + PAD + self.rows.len() as u32 * (TITLE_H + ch + PAD);
+        // Each title on one line, or on two when it does not fit its cell at `font_px`.
+        let titles: Vec<Vec<Vec<String>>> = self
+            .rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|(_, t)| wrap_title(t, font_px, cell_w - 2))
+                    .collect()
+            })
+            .collect();
+        let lines = titles.iter().flatten().map(|t| t.len() as u32).max().unwrap_or(1);
+        let title_h = TITLE_H.max(lines * (font_px + 3) + 3);
+        let head = if self.title.is_some() { font_px + 14 } else { 0 };
+        let row_h = title_h + ch + PAD;
+        let height = head + PAD + self.rows.len() as u32 * row_h;
         let mut fig = Figure {
             width,
             height,
@@ -328,47 +371,60 @@ impl PanelGrid {
         for (r, row) in self.rows.iter().enumerate() {
             for (c, (panel, _)) in row.iter().enumerate() {
                 let x0 = PAD + label_w + c as u32 * cell_w;
-                let y0 = head + PAD + r as u32 * (TITLE_H + ch + PAD) + TITLE_H;
+                let y0 = head + PAD + r as u32 * row_h + title_h;
                 if let Some((h, w)) = panel.size() {
                     ensure!((h, w) == (ph, pw), "panels differ in size: {h}x{w} vs {ph}x{pw}");
                     blit(&mut fig, &panel.pixels()?, w as u32, h as u32, x0, y0, self.scale);
+                    if let Panel::Contoured { image, .. } = panel {
+                        draw_outline(
+                            &mut fig,
+                            &stroke_mask(image)?,
+                            (w as u32, h as u32),
+                            (x0, y0),
+                            self.scale,
+                        );
+                    }
                 }
                 if let (true, Some(s)) = (self.colorbars, panel.colour_scale()) {
                     scales.push((x0 + cw + 4, y0, s));
                 }
             }
         }
-        register_fonts();
         {
             let root = BitMapBackend::with_buffer(&mut fig.rgb, (width, height)).into_drawing_area();
-            let font = ("sans-serif", 12).into_font();
+            let font = ("sans-serif", font_px as f64).into_font();
             if let Some(t) = &self.title {
                 root.draw(&Text::new(
                     t.clone(),
                     (PAD as i32, 6),
-                    ("sans-serif", 15).into_font(),
+                    ("sans-serif", (font_px + 3) as f64).into_font(),
                 ))
                 .map_err(draw_err)?;
             }
-            for (r, row) in self.rows.iter().enumerate() {
-                let y_title = (head + PAD + r as u32 * (TITLE_H + ch + PAD)) as i32;
+            for (r, row) in titles.iter().enumerate() {
+                let y_title = (head + PAD + r as u32 * row_h) as i32;
                 if let Some(l) = self.row_labels.get(r) {
                     root.draw(&Text::new(
                         l.clone(),
-                        (PAD as i32, y_title + TITLE_H as i32 + ch as i32 / 2 - 6),
+                        (
+                            PAD as i32,
+                            y_title + (title_h + ch / 2) as i32 - font_px as i32 / 2,
+                        ),
                         font.clone(),
                     ))
                     .map_err(draw_err)?;
                 }
-                for (c, (_, title)) in row.iter().enumerate() {
+                for (c, title_lines) in row.iter().enumerate() {
                     let x0 = (PAD + label_w + c as u32 * cell_w) as i32;
-                    let fitted = fit_font(&root, title, cell_w - 2);
-                    root.draw(&Text::new(title.clone(), (x0, y_title + 2), fitted))
-                        .map_err(draw_err)?;
+                    for (k, line) in title_lines.iter().enumerate() {
+                        let y = y_title + 2 + (k as u32 * (font_px + 3)) as i32;
+                        root.draw(&Text::new(line.clone(), (x0, y), font.clone()))
+                            .map_err(draw_err)?;
+                    }
                 }
             }
             for (x, y, (cmap, lo, hi)) in scales {
-                draw_colorbar(&root, x as i32, y as i32, ch as i32, cmap, lo, hi)?;
+                draw_colorbar(&root, (x as i32, y as i32), ch as i32, (cmap, lo, hi), font_px)?;
             }
             root.present().map_err(draw_err)?;
         }
@@ -376,20 +432,87 @@ impl PanelGrid {
     }
 }
 
-/// The largest font from 12 px down to 7 px in which `text` fits `width` pixels.
-fn fit_font<'a>(
-    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-    text: &str,
-    width: u32,
-) -> FontDesc<'a> {
-    (7..=12u32)
-        .rev()
-        .map(|size| ("sans-serif", size as f64).into_font())
-        .find(|f| {
-            root.estimate_text_size(text, &TextStyle::from(f.clone()))
-                .is_ok_and(|(w, _)| w <= width)
-        })
-        .unwrap_or_else(|| ("sans-serif", 7.0).into_font())
+/// Usable width of an A4 page in CSS pixels (190 mm at 96 dpi): the report shrinks wider
+/// figures to it.
+const A4_WIDTH_PX: f64 = 718.0;
+
+/// The smallest font, in figure pixels, that prints at 8 pt in the report: a figure `width`
+/// pixels wide is shrunk to the page, where one CSS pixel is 0.75 pt.
+pub fn print_font_px(width: u32) -> u32 {
+    (8.0 / 0.75 * (width as f64 / A4_WIDTH_PX).max(1.0)).ceil() as u32
+}
+
+/// The width of `text` in pixels at `px` (an estimate when the font cannot measure it).
+fn text_width(text: &str, px: u32) -> u32 {
+    if text.is_empty() {
+        return 0;
+    }
+    ("sans-serif", px as f64)
+        .into_font()
+        .box_size(text)
+        .map(|(w, _)| w)
+        .unwrap_or_else(|_| (text.chars().count() as u32 * px * 6) / 10)
+}
+
+/// `text` on one line if it fits `width` at `px`, else split at the space nearest its middle
+/// onto two lines (a text without spaces stays on one line).
+fn wrap_title(text: &str, px: u32, width: u32) -> Vec<String> {
+    if text_width(text, px) <= width {
+        return vec![text.to_string()];
+    }
+    let mid = text.chars().count() / 2;
+    let split = text
+        .char_indices()
+        .filter(|(_, c)| *c == ' ')
+        .min_by_key(|(i, _)| text[..*i].chars().count().abs_diff(mid));
+    match split {
+        Some((i, _)) => vec![text[..i].to_string(), text[i + 1..].to_string()],
+        None => vec![text.to_string()],
+    }
+}
+
+/// `image > 0.3` (mean over channels) as rows of booleans.
+fn stroke_mask(image: &Tensor) -> Result<Vec<bool>> {
+    let gray = image
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .mean_dim(0, false, Kind::Float);
+    Ok(Vec::<f32>::try_from(&gray.flatten(0, -1))?
+        .into_iter()
+        .map(|v| v > 0.3)
+        .collect())
+}
+
+/// A dark line, two screen pixels wide, along every edge between a masked and an unmasked
+/// image pixel of a panel drawn at `origin` with `scale`.
+fn draw_outline(fig: &mut Figure, mask: &[bool], (w, h): (u32, u32), origin: (u32, u32), scale: u32) {
+    let at = |x: u32, y: u32| mask[(y * w + x) as usize];
+    let mut put = |sx: u32, sy: u32| {
+        let (fx, fy) = (origin.0 + sx, origin.1 + sy);
+        if fx < fig.width && fy < fig.height {
+            let i = ((fy * fig.width + fx) * 3) as usize;
+            fig.rgb[i..i + 3].copy_from_slice(&[20, 20, 20]);
+        }
+    };
+    for y in 0..h {
+        for x in 0..w {
+            if x + 1 < w && at(x, y) != at(x + 1, y) {
+                let sx = (x + 1) * scale;
+                for sy in y * scale..(y + 1) * scale {
+                    put(sx - 1, sy);
+                    put(sx, sy);
+                }
+            }
+            if y + 1 < h && at(x, y) != at(x, y + 1) {
+                let sy = (y + 1) * scale;
+                for sx in x * scale..(x + 1) * scale {
+                    put(sx, sy - 1);
+                    put(sx, sy);
+                }
+            }
+        }
+    }
 }
 
 fn blit(fig: &mut Figure, px: &[u8], w: u32, h: u32, x0: u32, y0: u32, scale: u32) {
@@ -408,12 +531,10 @@ fn blit(fig: &mut Figure, px: &[u8], w: u32, h: u32, x0: u32, y0: u32, scale: u3
 
 fn draw_colorbar(
     root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-    x: i32,
-    y: i32,
+    (x, y): (i32, i32),
     h: i32,
-    cmap: Colormap,
-    lo: f64,
-    hi: f64,
+    (cmap, lo, hi): (Colormap, f64, f64),
+    font_px: u32,
 ) -> Result<()> {
     for i in 0..h {
         let t = 1.0 - i as f64 / (h - 1).max(1) as f64;
@@ -426,10 +547,11 @@ fn draw_colorbar(
     }
     root.draw(&Rectangle::new([(x, y), (x + 10, y + h)], BLACK.stroke_width(1)))
         .map_err(draw_err)?;
-    let font = ("sans-serif", 10).into_font();
-    let mut ticks = vec![(hi, y), (lo, y + h - 10)];
+    let font = ("sans-serif", font_px as f64).into_font();
+    let f = font_px as i32;
+    let mut ticks = vec![(hi, y), (lo, y + h - f)];
     if lo < 0.0 && hi > 0.0 {
-        ticks.push((0.0, y + (h as f64 * hi / (hi - lo)) as i32 - 5));
+        ticks.push((0.0, y + (h as f64 * hi / (hi - lo)) as i32 - f / 2));
     }
     for (v, ty) in ticks {
         root.draw(&Text::new(format_tick(v), (x + 13, ty), font.clone()))

@@ -2,8 +2,10 @@
 //! grids with labels and probabilities.
 //!
 //! Every signed map is drawn with the diverging colormap centred exactly on 0 (red =
-//! raises the class score, blue = lowers it, white = no effect) and, unless turned off, a
-//! colour bar. The colour limit of a map is the `clip_pct`-th percentile of its `|values|`,
+//! raises the class score, blue = lowers it, white = no effect), every map that is never
+//! negative (Grad-CAM, magnitudes) with a sequential one (white = 0 to dark red) and, unless
+//! turned off, a colour bar. `contour` draws the stroke's outline over the map instead of
+//! blending the map over the image. The colour limit of a map is the `clip_pct`-th percentile of its `|values|`,
 //! so that a few extreme pixels do not wash the rest out; with `shared_scale` all maps of a
 //! figure use one limit and can be compared by colour.
 //!
@@ -13,6 +15,7 @@
 //! side by side, [`channel_maps`] shows the red, green and blue parts themselves.
 
 use super::{Figure, Panel, PanelGrid};
+use crate::metrics::Curve;
 use crate::plot::Colormap;
 use crate::saliency::{percentile_abs, reduce, Reduce};
 use anyhow::{ensure, Result};
@@ -31,6 +34,9 @@ pub struct SaliencyStyle {
     pub split_signs: bool,
     /// Add the map laid over the image.
     pub overlay: bool,
+    /// Draw the overlay as the map with the stroke's outline on top (instead of the map
+    /// blended over the image), so that weak values on the stroke stay visible.
+    pub contour: bool,
     pub colorbars: bool,
     pub title: Option<String>,
 }
@@ -43,6 +49,7 @@ impl Default for SaliencyStyle {
             clip_pct: 99.5,
             split_signs: false,
             overlay: true,
+            contour: false,
             colorbars: true,
             title: None,
         }
@@ -95,6 +102,49 @@ fn overlay(image: &Tensor, map: &Tensor, lim: f64) -> Panel {
     }
 }
 
+/// The colour scale of a map: diverging on `[-lim, lim]` for signed maps, sequential on
+/// `[0, lim]` for maps that are never negative (Grad-CAM, magnitudes).
+fn scale_of(non_negative: bool, lim: f64) -> (Colormap, f64, f64) {
+    if non_negative {
+        (Colormap::Sequential, 0.0, lim)
+    } else {
+        (Colormap::Diverging, -lim, lim)
+    }
+}
+
+/// True when no value of `maps` is negative.
+fn never_negative(maps: &Tensor) -> bool {
+    maps.numel() > 0 && maps.min().double_value(&[]) >= 0.0
+}
+
+/// A map's panel as `style` asks: alone, blended over the image, or with the stroke's outline.
+fn map_panel(
+    image: &Tensor,
+    map: &Tensor,
+    (cmap, lo, hi): (Colormap, f64, f64),
+    style: &SaliencyStyle,
+) -> Panel {
+    let (image, map) = (image.shallow_clone(), map.shallow_clone());
+    match (style.overlay, style.contour) {
+        (true, true) => Panel::Contoured {
+            image,
+            map,
+            cmap,
+            lo,
+            hi,
+        },
+        (true, false) => Panel::Overlay {
+            image,
+            map,
+            cmap,
+            lo,
+            hi,
+            alpha: 0.9,
+        },
+        (false, _) => Panel::Heatmap { map, cmap, lo, hi },
+    }
+}
+
 /// One row per image: original | signed saliency | overlay (| positive | negative).
 /// `images` `[N, C, H, W]` in `[0, 1]`, `maps` `[N, H, W]`; `row_titles` caption the
 /// original (e.g. "label 7, p=0.99"); `map_title` captions the map column.
@@ -112,17 +162,28 @@ pub fn saliency_rows(
     if let Some(t) = &style.title {
         grid = grid.with_title(t.clone());
     }
+    let non_negative = never_negative(&maps);
     for (i, lim) in lims.iter().enumerate() {
         let (img, map) = (images.get(i as i64).clamp(0.0, 1.0), maps.get(i as i64));
+        let cs = scale_of(non_negative, *lim);
+        let alone = SaliencyStyle {
+            overlay: false,
+            ..style.clone()
+        };
         let mut row = vec![
             (
                 Panel::Image(img.shallow_clone()),
                 row_titles.get(i).cloned().unwrap_or_else(|| "input".into()),
             ),
-            (Panel::signed(&map, *lim), map_title.to_string()),
+            (map_panel(&img, &map, cs, &alone), map_title.to_string()),
         ];
         if style.overlay {
-            row.push((overlay(&img, &map, *lim), "overlay".into()));
+            let name = if style.contour {
+                "stroke outline"
+            } else {
+                "overlay"
+            };
+            row.push((map_panel(&img, &map, cs, style), name.into()));
         }
         if style.split_signs {
             row.push((Panel::signed(&map.clamp_min(0.0), *lim), "positive part".into()));
@@ -162,6 +223,7 @@ pub fn compare_methods(
         grid = grid.with_title(t.clone());
     }
     let n = images.size()[0];
+    let non_negative: Vec<bool> = maps.iter().map(never_negative).collect();
     for i in 0..n {
         let img = images.get(i).clamp(0.0, 1.0);
         let mut row = vec![(
@@ -173,13 +235,8 @@ pub fn compare_methods(
         )];
         for (k, (name, _)) in methods.iter().enumerate() {
             let map = maps[k].get(i);
-            let lim = lims[k][i as usize];
-            let panel = if style.overlay {
-                overlay(&img, &map, lim)
-            } else {
-                Panel::signed(&map, lim)
-            };
-            row.push((panel, name.clone()));
+            let cs = scale_of(non_negative[k], lims[k][i as usize]);
+            row.push((map_panel(&img, &map, cs, style), name.clone()));
         }
         grid.push_row(row);
     }
@@ -269,14 +326,14 @@ fn check_attributions(images: &Tensor, attributions: &Tensor) -> Result<()> {
 }
 
 /// A panel for a reduced map: signed maps on the diverging scale `[-lim, lim]`, magnitudes
-/// (never negative) on viridis over `[0, lim]`.
+/// (never negative) on the sequential scale over `[0, lim]`.
 fn reduced_panel(map: &Tensor, how: Reduce, lim: f64) -> Panel {
     if how.is_signed() {
         Panel::signed(map, lim)
     } else {
         Panel::Heatmap {
             map: map.shallow_clone(),
-            cmap: Colormap::Viridis,
+            cmap: Colormap::Sequential,
             lo: 0.0,
             hi: lim,
         }
@@ -369,4 +426,130 @@ pub fn channel_maps(
         grid.push_row(row);
     }
     grid.render()
+}
+
+/// Pointwise 95% band of a curve's mean: `mean ± 1.96 · sd / √n` over the images.
+fn band(curve: &Curve) -> Vec<(f64, f64, f64)> {
+    curve
+        .fractions
+        .iter()
+        .zip(&curve.per_image_score)
+        .map(|(&f, v)| {
+            let n = v.len().max(1) as f64;
+            let m = v.iter().sum::<f64>() / n;
+            let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0);
+            let h = 1.96 * (var / n).sqrt();
+            (f, m - h, m + h)
+        })
+        .collect()
+}
+
+/// The deletion (left) and insertion (right) curves of several rankings side by side, each
+/// mean curve with its pointwise 95% confidence band over the images, the x axis cut at
+/// `x_max` (the fraction of pixels after which the curves hardly change) and a dashed line
+/// at `reference` (e.g. the score of the all-black image), when given.
+pub fn perturbation_curves(
+    deletion: &[(String, &Curve)],
+    insertion: &[(String, &Curve)],
+    x_max: f64,
+    reference: Option<f64>,
+) -> Result<Figure> {
+    use plotters::prelude::*;
+    ensure!(!deletion.is_empty() && !insertion.is_empty(), "no curves to plot");
+    ensure!(
+        x_max > 0.0 && x_max <= 1.0,
+        "x_max must be in (0, 1], got {x_max}"
+    );
+    super::register_fonts();
+    let colour = |i: usize| Palette99::pick(i).to_rgba();
+    let panel = |area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+                 title: &str,
+                 curves: &[(String, &Curve)]|
+     -> Result<()> {
+        let bands: Vec<Vec<(f64, f64, f64)>> = curves
+            .iter()
+            .map(|(_, c)| band(c).into_iter().filter(|p| p.0 <= x_max + 1e-9).collect())
+            .collect();
+        let lo = bands.iter().flatten().map(|p| p.1).fold(f64::MAX, f64::min);
+        let hi = bands.iter().flatten().map(|p| p.2).fold(f64::MIN, f64::max);
+        let (lo, hi) = (lo.min(reference.unwrap_or(lo)), hi.max(reference.unwrap_or(hi)));
+        let pad = ((hi - lo) * 0.04).max(1e-6);
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
+            .map_err(super::draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("fraction of pixels")
+            .y_desc("mean p(true class)")
+            .x_labels(6)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 14))
+            .x_label_formatter(&|v| super::format_tick(*v))
+            .y_label_formatter(&|v| super::format_tick(*v))
+            .draw()
+            .map_err(super::draw_err)?;
+        if let Some(r) = reference {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(0.0, r), (x_max, r)],
+                    6,
+                    4,
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(super::draw_err)?;
+        }
+        for (i, b) in bands.iter().enumerate() {
+            let mut poly: Vec<(f64, f64)> = b.iter().map(|p| (p.0, p.2)).collect();
+            poly.extend(b.iter().rev().map(|p| (p.0, p.1)));
+            chart
+                .draw_series(std::iter::once(Polygon::new(poly, colour(i).mix(0.18).filled())))
+                .map_err(super::draw_err)?;
+            let mean: Vec<(f64, f64)> = b.iter().map(|p| (p.0, (p.1 + p.2) / 2.0)).collect();
+            chart
+                .draw_series(LineSeries::new(mean, colour(i).stroke_width(2)))
+                .map_err(super::draw_err)?;
+        }
+        Ok(())
+    };
+    let names: Vec<&String> = deletion.iter().map(|(n, _)| n).collect();
+    Figure::draw(900, 400, |root| {
+        root.fill(&WHITE).map_err(super::draw_err)?;
+        let (charts, legend) = root.split_horizontally(690);
+        let (left, right) = charts.split_horizontally(345);
+        panel(&left, "Deletion (lower is better)", deletion)?;
+        panel(&right, "Insertion (higher is better)", insertion)?;
+        let font = ("sans-serif", 14).into_font();
+        let mut entries: Vec<(String, ShapeStyle, bool)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), colour(i).stroke_width(2), false))
+            .collect();
+        if reference.is_some() {
+            entries.push(("all-black image".into(), BLACK.stroke_width(1), true));
+        }
+        for (k, (name, style, dashed)) in entries.into_iter().enumerate() {
+            let y = 40 + 22 * k as i32;
+            let line: Vec<(i32, i32)> = if dashed {
+                vec![(6, y), (12, y)]
+            } else {
+                vec![(6, y), (28, y)]
+            };
+            legend
+                .draw(&PathElement::new(line, style))
+                .map_err(super::draw_err)?;
+            if dashed {
+                legend
+                    .draw(&PathElement::new(vec![(18, y), (28, y)], style))
+                    .map_err(super::draw_err)?;
+            }
+            legend
+                .draw(&Text::new(name, (34, y - 8), font.clone()))
+                .map_err(super::draw_err)?;
+        }
+        Ok(())
+    })
 }
