@@ -105,9 +105,6 @@ class CellPanicked(Exception):
 
 
 PANIC_RE = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (.*)$", re.M)
-# A failed `claim!(…)?` (src/report.rs): evcxr prints the Err that a cell returns on stderr
-# and reports the cell as ok, as it does for a panic.
-CLAIM_RE = re.compile(r"^claim does not hold in this run: .*$", re.M)
 
 # evcxr 0.22 handles an error returned by `?` in a cell by printing it to stderr and replying
 # "ok" (the cell stops, the kernel goes on); that stderr may even arrive after the reply, i.e.
@@ -128,9 +125,6 @@ def panic_message(cell) -> str | None:
         return claim.group(0)
     err = "".join(o.get("text", "") for o in cell.get("outputs", [])
                   if o.get("output_type") == "stream" and o.get("name") == "stderr")
-    claim = CLAIM_RE.search(err)
-    if claim:
-        return claim.group(0)[:2000]
     m = PANIC_RE.search(err)
     if not m:
         return None
