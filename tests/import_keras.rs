@@ -6,12 +6,12 @@
 
 mod import_helpers;
 
-use import_helpers::*;
 use gradviz::ascend::{ascend, AscendConfig};
 use gradviz::exemplars::{ReceptiveField, Span};
 use gradviz::model::{Classifier, TorchScriptModel};
 use gradviz::objective::Objective;
 use gradviz::saliency::{last_conv_layer, Attribution, GradCam, Gradient, Score, Target};
+use import_helpers::*;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::{Kind, Tensor};

@@ -8,7 +8,6 @@
 
 mod import_helpers;
 
-use import_helpers::*;
 use gradviz::ascend::{ascend, AscendConfig, Init};
 use gradviz::data::shapes;
 use gradviz::lrp::{Composite, Lrp};
@@ -19,6 +18,7 @@ use gradviz::saliency::{
     last_conv_layer, reduce, Attribution, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce,
     SmoothGrad, Target,
 };
+use import_helpers::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
