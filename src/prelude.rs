@@ -51,9 +51,9 @@ pub use crate::saliency::Target;
 
 // Your own images, in the model's format.
 pub use crate::io::load_images;
+pub use crate::preprocess::steps_figure;
 pub use crate::preprocess::Preprocess;
 pub use crate::preprocess::Preprocessor;
-pub use crate::preprocess::steps_figure;
 
 // Your own model: imported from Keras or PyTorch, with its layers.
 pub use crate::import::import_model;
