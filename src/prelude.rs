@@ -78,7 +78,7 @@ pub use crate::plot::exemplars::ExemplarStyle;
 pub use crate::claim;
 pub use crate::report::check;
 
-// Figures.
+// Figures (`fig.save_with(path, &Provenance::new("step").seed(0))` records what made one).
 pub use crate::figures::channel_sheet;
 pub use crate::figures::judged_rows;
 pub use crate::figures::saliency_figure;
@@ -98,6 +98,7 @@ pub use crate::plot::Figure;
 pub use crate::plot::Panel;
 pub use crate::plot::PanelGrid;
 pub use crate::plot::Series;
+pub use crate::provenance::Provenance;
 
 // Long loops.
 pub use crate::progress::progress;
