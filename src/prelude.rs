@@ -80,7 +80,7 @@ pub use crate::report::bootstrap_mean;
 pub use crate::report::check;
 pub use crate::report::Interval;
 
-// Figures.
+// Figures (`fig.save_with(path, &Provenance::new("step").seed(0))` records what made one).
 pub use crate::figures::channel_sheet;
 pub use crate::figures::judged_rows;
 pub use crate::figures::saliency_figure;
@@ -101,6 +101,7 @@ pub use crate::plot::Figure;
 pub use crate::plot::Panel;
 pub use crate::plot::PanelGrid;
 pub use crate::plot::Series;
+pub use crate::provenance::Provenance;
 
 // Long loops.
 pub use crate::progress::progress;
