@@ -214,3 +214,48 @@ fn nearest_real_distance_equals_a_brute_force_loop() {
     let e = err_of(nearest_real_rms(&q.narrow(0, 0, 1), &[7], &pool));
     assert!(e.contains("no image of class 7"), "{e}");
 }
+
+#[test]
+fn change_rows_share_one_scale_from_the_99th_percentile() {
+    use gradviz::plot::ascend::{change_rows, ChangeRow};
+    let start = Tensor::zeros([3, 1, 10, 10], (Kind::Float, Device::Cpu));
+    // changes 0.00, 0.01, …, 2.99 spread over two runs; one huge outlier
+    let a = (Tensor::arange(300, (Kind::Float, Device::Cpu)) / 100.0).view([3, 1, 10, 10]);
+    let b = a.copy();
+    let _ = b.get(0).get(0).get(0).get(0).fill_(100.0);
+    let rows = [
+        ChangeRow {
+            label: "a".into(),
+            start: &start,
+            end: &a,
+            captions: vec!["x".into()],
+        },
+        ChangeRow {
+            label: "b".into(),
+            start: &start,
+            end: &b,
+            captions: vec![],
+        },
+    ];
+    let (fig, m) = change_rows(&rows, true, 2).unwrap();
+    let all = Tensor::cat(&[a.flatten(0, -1), b.flatten(0, -1)], 0);
+    let want = all.kthvalue((600.0 * 0.99) as i64, 0, false).0.double_value(&[]);
+    assert!((m - want).abs() < 1e-6 && m < 3.0, "{m} vs {want}");
+    let (_, without_start) = change_rows(&rows, false, 2).unwrap();
+    assert_eq!(without_start, m);
+    // 6 rows with the starts, 4 without; a colour bar beside them
+    let (short, _) = change_rows(&rows, false, 2).unwrap();
+    assert!(fig.height > short.height && fig.width > 3 * 10 * 2);
+    let bad = Tensor::zeros([2, 1, 10, 10], (Kind::Float, Device::Cpu));
+    let e = err_of(change_rows(
+        &[ChangeRow {
+            label: "c".into(),
+            start: &start,
+            end: &bad,
+            captions: vec![],
+        }],
+        true,
+        2,
+    ));
+    assert!(e.contains("run 'c'"), "{e}");
+}
