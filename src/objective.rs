@@ -89,8 +89,13 @@ pub enum Term {
     /// The mean over the map of a channel *before* the layer's activation function (the
     /// input of its last node, e.g. the built-in node `conv3/conv` before the ReLU). Unlike
     /// [`Term::Channel`] it has a gradient where the unit is off, so a unit that is silent
-    /// at the start can still be driven on. Needs a model with a layer graph.
-    PreActivation { layer: String, channel: Targets },
+    /// at the start can still be driven on. `neuron`: the centre unit of the map instead of
+    /// the mean. Needs a model with a layer graph.
+    PreActivation {
+        layer: String,
+        channel: Targets,
+        neuron: bool,
+    },
 }
 
 impl Term {
@@ -123,8 +128,13 @@ impl fmt::Display for Term {
                 None => write!(f, "neuron({layer}:{channel}@centre)"),
             },
             Term::Diversity { layer } => write!(f, "diversity({layer})"),
-            Term::PreActivation { layer, channel } => {
-                write!(f, "pre_activation({layer}:{channel})")
+            Term::PreActivation {
+                layer,
+                channel,
+                neuron: false,
+            } => write!(f, "pre_activation({layer}:{channel})"),
+            Term::PreActivation { layer, channel, .. } => {
+                write!(f, "pre_activation({layer}:{channel}@centre)")
             }
         }
     }
@@ -219,6 +229,7 @@ impl Objective {
         Self::term(Term::PreActivation {
             layer: layer.into(),
             channel: Targets::All(channel),
+            neuron: false,
         })
     }
     /// Row `i` maximizes the pre-activation of channel `channels[i]` of `layer`.
@@ -226,6 +237,17 @@ impl Objective {
         Self::term(Term::PreActivation {
             layer: layer.into(),
             channel: Targets::PerSample(channels.to_vec()),
+            neuron: false,
+        })
+    }
+    /// Row `i` maximizes the centre unit of channel `channels[i]` of `layer` before its
+    /// activation function: `z_c[H/2, W/2]` where `A_c = relu(z_c)` (the pre-activation
+    /// counterpart of [`Objective::neurons`]).
+    pub fn neurons_pre_activation(layer: &str, channels: &[i64]) -> Objective {
+        Self::term(Term::PreActivation {
+            layer: layer.into(),
+            channel: Targets::PerSample(channels.to_vec()),
+            neuron: true,
         })
     }
     /// Rewards rows whose `layer` Gram matrices differ (Lucent's `diversity`).
@@ -314,7 +336,7 @@ impl Objective {
                 }
                 Term::Channel { layer, channel }
                 | Term::Neuron { layer, channel, .. }
-                | Term::PreActivation { layer, channel } => {
+                | Term::PreActivation { layer, channel, .. } => {
                     channel.expand(n)?;
                     let s = shape_of(layer);
                     let nc = s[1];
@@ -380,7 +402,21 @@ impl Objective {
                     .log_softmax(1, Kind::Float)
                     .gather(1, &index(c)?, false)
                     .squeeze_dim(1),
-                Term::Channel { layer, channel } | Term::PreActivation { layer, channel } => {
+                Term::PreActivation {
+                    layer,
+                    channel,
+                    neuron: true,
+                } => {
+                    let a = pre_act(layer);
+                    let s = a.size();
+                    let per_channel = if a.dim() == 4 {
+                        a.select(3, s[3] / 2).select(2, s[2] / 2)
+                    } else {
+                        a.shallow_clone()
+                    };
+                    per_channel.gather(1, &index(channel)?, false).squeeze_dim(1)
+                }
+                Term::Channel { layer, channel } | Term::PreActivation { layer, channel, .. } => {
                     let a = match t {
                         Term::PreActivation { .. } => pre_act(layer),
                         _ => act(layer),

@@ -64,6 +64,15 @@ fn pre_activation_is_the_conv_output_before_its_relu() {
             "row {i}: {got}"
         );
     }
+    // the centre unit: z[.., 7, 7] of the 14×14 map
+    let centre = Objective::neurons_pre_activation("conv3", &[4, 9, 63])
+        .evaluate(&m, &x)
+        .unwrap()
+        .per_sample;
+    for (i, c) in [4i64, 9, 63].into_iter().enumerate() {
+        let want = z.double_value(&[i as i64, c, 7, 7]);
+        assert!((centre.double_value(&[i as i64]) - want).abs() < 1e-5);
+    }
     // the logits of the graph run are the model's
     assert!(
         (per_row.logits - m.logits(&x).unwrap())
