@@ -156,7 +156,7 @@ pub fn change_rows(rows: &[ChangeRow], show_start: bool, scale: u32) -> Result<(
 /// A vertical colour bar over `[lo, hi]` with its ends and 0 marked, titled `title`.
 fn colour_bar(cmap: Colormap, lo: f64, hi: f64, height: u32, title: &str) -> Result<Figure> {
     let (x, y, h) = (8i32, 24i32, height as i32 - 34);
-    Figure::draw(78, height, |root| {
+    Figure::draw(92, height, |root| {
         let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing a colour bar: {e}");
         root.draw(&Text::new(
             title.to_string(),
