@@ -139,14 +139,20 @@ pub fn change_rows(rows: &[ChangeRow], show_start: bool, scale: u32) -> Result<(
             .collect()
     };
     for (r, d) in rows.iter().zip(&changes) {
+        // Row labels stay short: the run's name on its first row only.
+        let (first, second) = if show_start {
+            (format!("{}: x_0", r.label), "x_T".to_string())
+        } else {
+            (String::new(), format!("{}: x_T", r.label))
+        };
         if show_start {
-            grid.push_row_labelled(format!("{} start", r.label), images(r.start, &[]));
+            grid.push_row_labelled(first, images(r.start, &[]));
         }
-        grid.push_row_labelled(format!("{} end", r.label), images(r.end, &r.captions));
+        grid.push_row_labelled(second, images(r.end, &r.captions));
         let maps = (0..d.size()[0])
             .map(|i| (Panel::signed(&d.get(i), m), String::new()))
             .collect();
-        grid.push_row_labelled(format!("{} change", r.label), maps);
+        grid.push_row_labelled("x_T − x_0", maps);
     }
     let fig = grid.render()?;
     let bar = colour_bar(Colormap::Diverging, -m, m, fig.height.min(220), "x_T − x_0")?;
