@@ -26,6 +26,7 @@ fn trained(
         seed,
         augment: false,
         show_progress: false,
+        ..Default::default()
     };
     let t = Instant::now();
     train(&mut m, train_set, None, &cfg)?;

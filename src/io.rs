@@ -2,12 +2,25 @@
 //! files, directories and globs given on a command line).
 //!
 //! Every writer goes through [`write_atomic`] (or a temp file + rename), so a failure
-//! never leaves a half-written file behind.
+//! never leaves a half-written file behind. Writers hold [`write_lock`] while a temp file
+//! exists, so that Ctrl-C ([`crate::interrupt`]) lets the file finish instead of leaving
+//! the temp file behind.
+//!
+//! Readers of untrusted bytes ([`npy_from_bytes`], [`decode_image`]) check every size a
+//! header claims against the bytes actually there before allocating anything.
 
 use anyhow::{ensure, Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use tch::{Kind, Tensor};
+
+static WRITING: Mutex<()> = Mutex::new(());
+
+/// Held while an output file is being written (temp file created, not yet renamed).
+pub fn write_lock() -> MutexGuard<'static, ()> {
+    WRITING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -27,6 +40,7 @@ fn make_readable(f: &std::fs::File) -> Result<()> {
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let path = path.as_ref();
     let dir = parent_dir(path);
+    let _writing = write_lock();
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     tmp.write_all(bytes)
@@ -41,6 +55,7 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
 pub fn save_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
     let path = path.as_ref();
     let dir = parent_dir(path);
+    let _writing = write_lock();
     let tmp = tempfile::Builder::new()
         .suffix(".npy")
         .tempfile_in(dir)
@@ -62,9 +77,17 @@ pub fn save_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
 pub fn load_npy(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
     ensure!(path.is_file(), "{} does not exist", path.display());
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let t =
-        Tensor::read_npy(path).with_context(|| format!("{}: not a readable .npy file", path.display()))?;
+        npy_from_bytes(&bytes).with_context(|| format!("{}: not a readable .npy file", path.display()))?;
     Ok(t.to_kind(Kind::Float))
+}
+
+/// Parses a `.npy` file held in memory ([`crate::data::npy::parse_npy`]: format 1.0–3.0,
+/// C or Fortran order, little- or big-endian) into a tensor of the stored kind. The
+/// header's shape must account for the bytes that follow it.
+pub fn npy_from_bytes(bytes: &[u8]) -> Result<Tensor> {
+    crate::data::npy::parse_npy(bytes)?.to_tensor()
 }
 
 /// Loads a `.npy` batch of images `[N, C, H, W]`, checking shape, range and NaNs.
@@ -82,15 +105,30 @@ pub fn load_npy_images(path: impl AsRef<Path>, shape: [i64; 3]) -> Result<Tensor
     Ok(t)
 }
 
-/// Decodes a PNG or JPEG file; the error names the file.
+/// The largest image [`decode_image_bytes`] accepts, in pixels per side and bytes decoded.
+const MAX_IMAGE_SIDE: u32 = 16_384;
+const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
+/// Decodes PNG or JPEG bytes. Images larger than 16384 px a side or 256 MiB decoded are
+/// refused before decoding, and an empty image is an error.
+pub fn decode_image_bytes(bytes: &[u8]) -> Result<image::DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    reader.limits(limits);
+    let img = reader.decode()?;
+    ensure!(img.width() > 0 && img.height() > 0, "the image is empty");
+    Ok(img)
+}
+
+/// Decodes a PNG or JPEG file ([`decode_image_bytes`]); the error names the file.
 pub fn decode_image(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
     let path = path.as_ref();
     ensure!(path.is_file(), "{} does not exist", path.display());
-    let reader = image::ImageReader::open(path)
-        .with_context(|| format!("{}: cannot open image", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("{}: cannot open image", path.display()))?;
-    reader.decode().with_context(|| {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot open image", path.display()))?;
+    decode_image_bytes(&bytes).with_context(|| {
         format!(
             "{}: cannot decode image (corrupt, truncated or not a PNG/JPEG)",
             path.display()
@@ -100,8 +138,12 @@ pub fn decode_image(path: impl AsRef<Path>) -> Result<image::DynamicImage> {
 
 /// A plain resize of a decoded image to `[1, C, H, W]` in `[0, 1]`: an exact (aspect
 /// changing) resize, then grayscale or RGB. The notes say what was converted.
-pub fn plain_resize(img: &image::DynamicImage, shape: [i64; 3]) -> (Tensor, Vec<String>) {
+pub fn plain_resize(img: &image::DynamicImage, shape: [i64; 3]) -> Result<(Tensor, Vec<String>)> {
     let [c, h, w] = shape;
+    ensure!(
+        matches!(c, 1 | 3) && h > 0 && w > 0,
+        "cannot make images of shape {shape:?} (need 1 or 3 channels)"
+    );
     let mut notes = Vec::new();
     if (img.width(), img.height()) != (w as u32, h as u32) {
         notes.push(format!("resized {}x{} to {w}x{h}", img.width(), img.height()));
@@ -125,7 +167,7 @@ pub fn plain_resize(img: &image::DynamicImage, shape: [i64; 3]) -> (Tensor, Vec<
         .to_kind(Kind::Float)
         .unsqueeze(0)
         / 255.0;
-    (t, notes)
+    Ok((t, notes))
 }
 
 /// Loads a PNG/JPEG as one image of the model's shape `[1, C, H, W]` in `[0, 1]` with a
@@ -134,7 +176,7 @@ pub fn plain_resize(img: &image::DynamicImage, shape: [i64; 3]) -> (Tensor, Vec<
 pub fn load_image(path: impl AsRef<Path>, shape: [i64; 3]) -> Result<(Tensor, Option<String>)> {
     let path = path.as_ref();
     let img = decode_image(path)?;
-    let (t, notes) = plain_resize(&img, shape);
+    let (t, notes) = plain_resize(&img, shape)?;
     let note = (!notes.is_empty()).then(|| format!("{}: {}", path.display(), notes.join(", ")));
     Ok((t, note))
 }

@@ -13,12 +13,14 @@
 
 pub use tch;
 
+pub mod args;
 pub mod ascend;
 pub mod data;
 pub mod exemplars;
 pub mod figures;
 pub mod graph;
 pub mod import;
+pub mod interrupt;
 pub mod io;
 pub mod lrp;
 pub mod metrics;

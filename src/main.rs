@@ -37,6 +37,9 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = gradviz::interrupt::exit_cleanly() {
+        eprintln!("warning: {e:#}");
+    }
     let result = match cli.command {
         Command::Train(a) => cli::train::train(a),
         Command::Eval(a) => cli::train::eval(a),

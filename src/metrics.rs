@@ -28,7 +28,8 @@ pub struct PerturbConfig {
     pub fill: f64,
     /// The score followed along the curve (the probability, as in RISE).
     pub score: Score,
-    /// Images per forward pass.
+    /// Images per forward pass, and per chunk: peak memory holds `batch` images and their
+    /// perturbed copy, whatever the number of images and steps.
     pub batch: i64,
     /// Seed that breaks ties in the ranking at random.
     pub seed: u64,
@@ -74,8 +75,8 @@ pub fn random_ranking(n: i64, h: i64, w: i64, seed: u64) -> Tensor {
 }
 
 /// For each image, each pixel's position in descending order of `ranking` (ties broken
-/// at random): `[N, H*W]` int64.
-fn rank_positions(ranking: &Tensor, seed: u64) -> Result<Tensor> {
+/// at random by `rng`, image after image): `[N, H*W]` int64.
+fn rank_positions(ranking: &Tensor, rng: &mut StdRng) -> Result<Tensor> {
     let n = ranking.size()[0];
     let flat = ranking
         .detach()
@@ -88,7 +89,6 @@ fn rank_positions(ranking: &Tensor, seed: u64) -> Result<Tensor> {
         vals.iter().all(|v| v.is_finite()),
         "the ranking holds NaN or infinite values"
     );
-    let mut rng = StdRng::seed_from_u64(seed);
     let mut pos = vec![0i64; vals.len()];
     for (i, img) in vals.chunks(m).enumerate() {
         let tie: Vec<f32> = (0..m).map(|_| rng.gen()).collect();
@@ -101,25 +101,8 @@ fn rank_positions(ranking: &Tensor, seed: u64) -> Result<Tensor> {
     Ok(Tensor::from_slice(&pos).view([n, m as i64]))
 }
 
-fn perturbation_curve(
-    model: &dyn Classifier,
-    images: &Tensor,
-    targets: &[i64],
-    ranking: &Tensor,
-    cfg: &PerturbConfig,
-    insertion: bool,
-) -> Result<Curve> {
-    model.check_input(images)?;
-    let s = images.size();
-    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
-    ensure!(n > 0, "no images");
-    ensure!(
-        targets.len() as i64 == n,
-        "{} targets for {n} images",
-        targets.len()
-    );
-    ensure!(cfg.steps > 0, "steps must be at least 1");
-    ensure!(cfg.batch > 0, "batch must be at least 1");
+/// The checked ranking `[N, H, W]` (a one-channel `[N, 1, H, W]` is accepted too).
+fn check_ranking(ranking: &Tensor, n: i64, h: i64, w: i64) -> Result<Tensor> {
     let ranking = match ranking.dim() {
         3 => ranking.shallow_clone(),
         4 if ranking.size()[1] == 1 => ranking.squeeze_dim(1),
@@ -133,32 +116,78 @@ fn perturbation_curve(
         "ranking has shape {:?}, expected [{n}, {h}, {w}]",
         ranking.size()
     );
-    let pos = rank_positions(&ranking, cfg.seed)?.view([n, 1, h, w]);
-    let x = images.to_kind(Kind::Float).to_device(Device::Cpu);
-    let fill = Tensor::full([n, c, h, w], cfg.fill, (Kind::Float, Device::Cpu));
-    let t = Tensor::from_slice(targets);
-    let hw = h * w;
-    let fractions: Vec<f64> = (0..=cfg.steps).map(|k| k as f64 / cfg.steps as f64).collect();
-    let _guard = tch::no_grad_guard();
-    let mut per_step = Vec::new(); // [steps+1] of [N]
-    for f in &fractions {
+    Ok(ranking)
+}
+
+/// The scores `[steps+1][len]` of one chunk of images along the curve.
+fn chunk_scores(
+    model: &dyn Classifier,
+    x: &Tensor,
+    pos: &Tensor,
+    targets: &Tensor,
+    fractions: &[f64],
+    cfg: &PerturbConfig,
+    insertion: bool,
+) -> Result<Vec<Vec<f64>>> {
+    let size = x.size();
+    let hw = size[2] * size[3];
+    let fill = Tensor::full(size.as_slice(), cfg.fill, (Kind::Float, Device::Cpu));
+    let mut out = Vec::with_capacity(fractions.len());
+    for f in fractions {
         let k = (f * hw as f64).round() as i64;
-        let mask = pos.lt(k).expand([n, c, h, w], false); // the first k pixels
+        let mask = pos.lt(k).expand(size.as_slice(), false); // the first k pixels
         let xk = if insertion {
             x.where_self(&mask, &fill)
         } else {
-            fill.where_self(&mask, &x)
+            fill.where_self(&mask, x)
         };
-        let mut sc = Vec::new();
-        for (s, len) in (0..n)
-            .step_by(cfg.batch as usize)
-            .map(|s| (s, cfg.batch.min(n - s)))
-        {
-            let logits = model.logits(&xk.narrow(0, s, len).to_device(model.device()))?;
-            let tt = t.narrow(0, s, len).to_device(logits.device());
-            sc.push(cfg.score.of(&logits, &tt).to_device(Device::Cpu));
+        let logits = model.logits(&xk.to_device(model.device()))?;
+        let s = cfg.score.of(&logits, &targets.to_device(logits.device()));
+        out.push(Vec::<f64>::try_from(
+            &s.to_device(Device::Cpu).to_kind(Kind::Double),
+        )?);
+    }
+    Ok(out)
+}
+
+/// The curve, computed `cfg.batch` images at a time: memory holds one chunk of images
+/// (and its perturbed copy) whatever `N` and `steps` are.
+fn perturbation_curve(
+    model: &dyn Classifier,
+    images: &Tensor,
+    targets: &[i64],
+    ranking: &Tensor,
+    cfg: &PerturbConfig,
+    insertion: bool,
+) -> Result<Curve> {
+    model.check_input(images)?;
+    let s = images.size();
+    let (n, h, w) = (s[0], s[2], s[3]);
+    ensure!(n > 0, "no images");
+    ensure!(
+        targets.len() as i64 == n,
+        "{} targets for {n} images",
+        targets.len()
+    );
+    ensure!(cfg.steps > 0, "steps must be at least 1");
+    ensure!(cfg.batch > 0, "batch must be at least 1");
+    let ranking = check_ranking(ranking, n, h, w)?;
+    let fractions: Vec<f64> = (0..=cfg.steps).map(|k| k as f64 / cfg.steps as f64).collect();
+    let _guard = tch::no_grad_guard();
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut per_step = vec![Vec::with_capacity(n as usize); fractions.len()]; // [steps+1] of [N]
+    for start in (0..n).step_by(cfg.batch as usize) {
+        let len = cfg.batch.min(n - start);
+        let pos = rank_positions(&ranking.narrow(0, start, len), &mut rng)?.view([len, 1, h, w]);
+        let x = images
+            .narrow(0, start, len)
+            .to_kind(Kind::Float)
+            .to_device(Device::Cpu);
+        let t = Tensor::from_slice(&targets[start as usize..(start + len) as usize]);
+        let scores = chunk_scores(model, &x, &pos, &t, &fractions, cfg, insertion)?;
+        for (all, chunk) in per_step.iter_mut().zip(scores) {
+            all.extend(chunk);
         }
-        per_step.push(Vec::<f64>::try_from(&Tensor::cat(&sc, 0).to_kind(Kind::Double))?);
     }
     let mean_score: Vec<f64> = per_step
         .iter()

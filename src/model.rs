@@ -182,6 +182,25 @@ impl Arch {
         }
     }
 
+    /// The name and shape of every weight of this architecture with `num_classes` outputs,
+    /// as a saved model holds them.
+    pub fn tensor_shapes(self, num_classes: i64) -> BTreeMap<String, Vec<i64>> {
+        let mut out = BTreeMap::new();
+        let mut add = |name: &str, o: i64, rest: &[i64]| {
+            out.insert(format!("{name}.weight"), [&[o], rest].concat());
+            out.insert(format!("{name}.bias"), vec![o]);
+        };
+        for b in self.spec() {
+            match b {
+                BlockSpec::Conv(name, i, o, k) => add(name, o, &[i, k, k]),
+                BlockSpec::Dense(name, i, o, _) => add(name, o, &[i]),
+                BlockSpec::Logits(name, i) => add(name, num_classes, &[i]),
+                BlockSpec::Pool(_) => {}
+            }
+        }
+        out
+    }
+
     /// The architecture gradviz trains by default for images of `[C, H, W]`.
     pub fn default_for_shape(shape: [i64; 3]) -> Result<Arch> {
         match shape {
@@ -366,6 +385,18 @@ impl Cnn {
         g.build()
     }
 
+    /// Draws from libtorch's generator exactly what one training-mode forward pass of a
+    /// batch of `n` draws (the dropout masks), without computing anything else: what a
+    /// resumed training run replays for the batches it skips.
+    pub fn draw_dropout_masks(&self, n: i64) {
+        for (_, op) in &self.blocks {
+            if let Op::DenseRelu(l, p) = op {
+                let features = l.ws.size()[1];
+                let _ = Tensor::zeros([n, features], (Kind::Float, l.ws.device())).dropout(*p, true);
+            }
+        }
+    }
+
     /// The forward pass, handing each block's output to `visit`.
     pub fn forward_visit(&self, x: &Tensor, train: bool, mut visit: impl FnMut(&str, &Tensor)) -> Tensor {
         let mut h = x.shallow_clone();
@@ -533,32 +564,10 @@ impl BuiltinModel {
         })
     }
 
-    /// Saves weights and metadata as safetensors, atomically.
+    /// Saves weights and metadata as safetensors, atomically. The same weights give the
+    /// same bytes: tensors and metadata are written in sorted order.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let vars = self.vs.variables();
-        let mut names: Vec<&String> = vars.keys().collect();
-        names.sort();
-        let mut data = Vec::new();
-        for name in &names {
-            let t = vars[*name]
-                .to_device(Device::Cpu)
-                .to_kind(Kind::Float)
-                .contiguous();
-            let v = Vec::<f32>::try_from(&t.flatten(0, -1))?;
-            let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
-            let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-            data.push(((*name).clone(), shape, bytes));
-        }
-        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
-            .iter()
-            .map(|(n, s, b)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))
-            })
-            .collect::<Result<_>>()?;
-        let mut meta: HashMap<String, String> = [
+        let mut meta: BTreeMap<String, String> = [
             (META_FORMAT.to_string(), "1".to_string()),
             (META_ARCH.to_string(), self.arch.as_str().to_string()),
             (META_DATASET.to_string(), self.data_name.clone()),
@@ -571,8 +580,8 @@ impl BuiltinModel {
         if let Some(subset) = self.train_subset {
             meta.insert(META_TRAIN_SUBSET.to_string(), subset.to_string());
         }
-        let bytes = safetensors::serialize(views, &Some(meta)).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        crate::io::write_atomic(path, &bytes)
+        let bytes = safetensors_bytes(&self.vs.variables(), &meta)?;
+        crate::io::write_atomic(path.as_ref(), &bytes)
     }
 
     /// Loads a model saved by [`BuiltinModel::save`]; the file says which architecture it is.
@@ -586,69 +595,49 @@ impl BuiltinModel {
     }
 
     fn load_checked(path: &Path, want: Option<Arch>) -> Result<BuiltinModel> {
-        let p = path.display();
+        let p = path.display().to_string();
         let bytes = std::fs::read(path).with_context(|| format!("cannot read model file {p}"))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| anyhow::anyhow!("{p}: not a valid safetensors file ({e:?})"))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| anyhow::anyhow!("{p}: bad safetensors header ({e:?})"))?;
-        let meta: BTreeMap<String, String> = header
-            .metadata()
-            .clone()
-            .map(|m| m.into_iter().collect())
-            .unwrap_or_default();
-        let get = |k: &str| {
-            meta.get(k)
-                .with_context(|| format!("{p}: not a gradviz model (metadata '{k}' missing)"))
-        };
-        let arch: Arch = get(META_ARCH)?.parse().with_context(|| format!("{p}"))?;
+        Self::from_bytes(&bytes, &p, want)
+    }
+
+    /// Loads a model from the bytes of a file saved by [`BuiltinModel::save`]; `what` names
+    /// the source in errors. With `want`, fails unless the model is of that architecture.
+    pub fn from_bytes(bytes: &[u8], what: &str, want: Option<Arch>) -> Result<BuiltinModel> {
+        let p = what;
+        let header = ModelHeader::parse(bytes, p)?;
+        let arch = header.arch;
         if let Some(want) = want {
             ensure!(
                 want == arch,
                 "{p}: holds a '{arch}' model, not the requested '{want}' architecture"
             );
         }
-        // Any name: models trained on user data carry that data's name.
-        let data_name = get(META_DATASET)?.clone();
-        let dataset: Option<DatasetName> = data_name.parse().ok();
-        let class_names: Vec<String> =
-            serde_json::from_str(get(META_CLASSES)?).with_context(|| format!("{p}: bad class list"))?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| anyhow::anyhow!("{p}: not a valid safetensors file ({e:?})"))?;
+        let ModelHeader {
+            data_name,
+            dataset,
+            class_names,
+            train_subset,
+            ..
+        } = header;
         let mut model = BuiltinModel::build(arch, dataset, &data_name, class_names, arch.input_shape(), 0)
-            .with_context(|| format!("{p}"))?;
-        model.train_subset = match meta.get(META_TRAIN_SUBSET) {
-            Some(s) => Some(
-                s.parse()
-                    .with_context(|| format!("{p}: bad metadata '{META_TRAIN_SUBSET}'"))?,
-            ),
-            None => None,
-        };
+            .with_context(|| p.to_string())?;
+        model.train_subset = train_subset;
         let mut vars = model.vs.variables();
-        let file_names: Vec<String> = st.names().into_iter().cloned().collect();
-        if let Some(extra) = file_names.iter().find(|n| !vars.contains_key(*n)) {
-            bail!("{p}: tensor '{extra}' does not belong to architecture {arch}");
-        }
         tch::no_grad(|| -> Result<()> {
             for (name, var) in vars.iter_mut() {
                 let view = st
                     .tensor(name)
                     .map_err(|_| anyhow::anyhow!("{p}: tensor '{name}' of architecture {arch} is missing"))?;
-                ensure!(
-                    view.dtype() == safetensors::Dtype::F32,
-                    "{p}: tensor '{name}' is {:?}, expected F32",
-                    view.dtype()
-                );
-                let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-                ensure!(
-                    shape == var.size(),
-                    "{p}: tensor '{name}' has shape {shape:?} but architecture {arch} needs {:?}",
-                    var.size()
-                );
                 let floats: Vec<f32> = view
                     .data()
                     .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
-                var.copy_(&Tensor::from_slice(&floats).view(shape.as_slice()));
+                let t = Tensor::from_slice(&floats).view(var.size().as_slice());
+                check_finite(&t, &format!("{p}: tensor '{name}'"))?;
+                var.copy_(&t);
             }
             Ok(())
         })?;
@@ -660,6 +649,110 @@ impl BuiltinModel {
     pub fn freeze(&mut self) {
         self.vs.freeze();
     }
+}
+
+/// What a gradviz model file says about itself, checked against its architecture (every
+/// tensor present, F32, of the right shape) before anything is allocated for the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelHeader {
+    pub arch: Arch,
+    /// The data set's name as recorded (any name: models trained on user data carry theirs).
+    pub data_name: String,
+    /// The known data set of that name, if it is one.
+    pub dataset: Option<DatasetName>,
+    pub class_names: Vec<String>,
+    /// Which half of the train split the model was trained on, when recorded.
+    pub train_subset: Option<TrainSubset>,
+}
+
+impl ModelHeader {
+    /// Reads and checks the header of a gradviz safetensors file held in memory.
+    pub fn parse(bytes: &[u8], what: &str) -> Result<ModelHeader> {
+        let p = what;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| anyhow::anyhow!("{p}: not a valid safetensors file ({e:?})"))?;
+        let meta: BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .with_context(|| format!("{p}: not a gradviz model (metadata '{k}' missing)"))
+        };
+        let arch: Arch = get(META_ARCH)?.parse().with_context(|| p.to_string())?;
+        let data_name = get(META_DATASET)?.clone();
+        let dataset: Option<DatasetName> = data_name.parse().ok();
+        let class_names: Vec<String> =
+            serde_json::from_str(get(META_CLASSES)?).with_context(|| format!("{p}: bad class list"))?;
+        ensure!(!class_names.is_empty(), "{p}: the class list is empty");
+        let train_subset = match meta.get(META_TRAIN_SUBSET) {
+            Some(s) => Some(
+                s.parse()
+                    .with_context(|| format!("{p}: bad metadata '{META_TRAIN_SUBSET}'"))?,
+            ),
+            None => None,
+        };
+        let expected = arch.tensor_shapes(class_names.len() as i64);
+        let infos = header.tensors();
+        if let Some(extra) = infos.keys().find(|n| !expected.contains_key(*n)) {
+            bail!("{p}: tensor '{extra}' does not belong to architecture {arch}");
+        }
+        for (name, shape) in &expected {
+            let info = infos
+                .get(name)
+                .with_context(|| format!("{p}: tensor '{name}' of architecture {arch} is missing"))?;
+            ensure!(
+                info.dtype == safetensors::Dtype::F32,
+                "{p}: tensor '{name}' is {:?}, expected F32",
+                info.dtype
+            );
+            let got: Vec<i64> = info.shape.iter().map(|&d| d as i64).collect();
+            ensure!(
+                got == *shape,
+                "{p}: tensor '{name}' has shape {got:?} but architecture {arch} needs {shape:?}"
+            );
+        }
+        Ok(ModelHeader {
+            arch,
+            data_name,
+            dataset,
+            class_names,
+            train_subset,
+        })
+    }
+}
+
+/// A safetensors file of `tensors` (stored as F32) and `meta`, with tensors and keys in
+/// sorted order so that the same content always gives the same bytes.
+pub fn safetensors_bytes(
+    tensors: &HashMap<String, Tensor>,
+    meta: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let names: std::collections::BTreeSet<&String> = tensors.keys().collect();
+    let mut header = BTreeMap::new();
+    header.insert("__metadata__".to_string(), serde_json::to_value(meta)?);
+    let mut data = Vec::new();
+    for name in names {
+        let t = tensors[name]
+            .detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
+        let v = Vec::<f32>::try_from(&t.flatten(0, -1))?;
+        let start = data.len();
+        data.extend(v.iter().flat_map(|f| f.to_le_bytes()));
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.size(), "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut json = serde_json::to_vec(&header)?;
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json);
+    out.extend(data);
+    Ok(out)
 }
 
 impl Classifier for BuiltinModel {

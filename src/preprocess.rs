@@ -242,7 +242,7 @@ impl Preprocessor {
 
     /// `none`, and `auto` on an image already in format: exactly the plain loader's result.
     fn plain(&self, img: &DynamicImage) -> Result<Prepared> {
-        let (t, notes) = crate::io::plain_resize(img, self.shape);
+        let (t, notes) = crate::io::plain_resize(img, self.shape)?;
         let warning = match self.mode {
             Preprocess::None => self.training_data_warning(&t.get(0)),
             _ => None,

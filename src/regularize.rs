@@ -419,6 +419,14 @@ impl Regularization {
                 );
                 Ok(x)
             };
+            // Bounds that keep kernels, paddings and random ranges finite and small.
+            let at_most = |x: f64, most: f64| -> Result<f64> {
+                ensure!(
+                    x <= most,
+                    "regularizer '{key}': {x} is more than the {most} allowed"
+                );
+                Ok(x)
+            };
             let range = |v: &str| -> Result<(f64, f64)> {
                 let (a, b) = v
                     .split_once('-')
@@ -452,13 +460,16 @@ impl Regularization {
                     r.penalties.extend(d.penalties);
                     r.post.extend(d.post);
                 }
-                "jitter" => r.transforms.push(Transform::Jitter(num(val)?.round() as i64)),
+                "jitter" => r.transforms.push(Transform::Jitter(at_most(num(val)?, 1000.0)?.round() as i64)),
                 "scale" => {
                     let (a, b) = range(val.context("regularizer 'scale' needs LO-HI, e.g. scale=0.9-1.1")?)?;
-                    ensure!(a > 0.0, "regularizer 'scale': factors must be > 0");
+                    ensure!(
+                        a > 0.0 && b <= 100.0,
+                        "regularizer 'scale': factors must be in (0, 100], got {a}-{b}"
+                    );
                     r.transforms.push(Transform::Scale(a, b))
                 }
-                "rotate" => r.transforms.push(Transform::Rotate(num(val)?)),
+                "rotate" => r.transforms.push(Transform::Rotate(at_most(num(val)?, 360.0)?)),
                 "l1" => r.penalties.push(Penalty::L1(num(val)?)),
                 "l2" => r.penalties.push(Penalty::L2(num(val)?)),
                 "tv" => r.penalties.push(Penalty::TotalVariation(num(val)?)),
@@ -470,7 +481,7 @@ impl Regularization {
                 "blur" => {
                     let v = val.context("regularizer 'blur' needs SIGMA@EVERY, e.g. blur=0.5@4")?;
                     let (s, e) = v.split_once('@').unwrap_or((v, "1"));
-                    let sigma = num(Some(s))?;
+                    let sigma = at_most(num(Some(s))?, 100.0)?;
                     let every: usize = e
                         .parse()
                         .with_context(|| format!("regularizer 'blur': '{e}' is not a step count"))?;

@@ -49,3 +49,70 @@ fn training_is_reproducible_with_a_seed() {
     };
     assert_eq!(run(), run());
 }
+
+/// Weights of `m` as raw bits, by name.
+fn weight_bits(m: &BuiltinModel) -> Vec<(String, Vec<u32>)> {
+    let mut v: Vec<(String, Vec<u32>)> =
+        m.vs.variables()
+            .into_iter()
+            .map(|(k, t)| {
+                let f = Vec::<f32>::try_from(&t.flatten(0, -1)).unwrap();
+                (k, f.iter().map(|x| x.to_bits()).collect())
+            })
+            .collect();
+    v.sort();
+    v
+}
+
+/// gradviz trains with its own Adam (its state must go into checkpoints, and tch cannot
+/// read libtorch's); it must still give libtorch's weights bit for bit, so that the
+/// shipped models' training commands still reproduce them.
+#[test]
+fn gradviz_adam_equals_libtorch_adam_bit_for_bit() {
+    use gradviz::tch::nn::{ModuleT, OptimizerConfig};
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let data = data::bundled_mnist().unwrap().train.head(64);
+    let steps = |use_ours: bool| {
+        let mut m = BuiltinModel::new(Arch::Lenet, DatasetName::Mnist, 3).unwrap();
+        m.vs.unfreeze();
+        let params = m.vs.variables();
+        let mut ours = gradviz::train::Adam::new(1e-3);
+        let mut theirs = gradviz::tch::nn::Adam::default().build(&m.vs, 1e-3).unwrap();
+        gradviz::tch::manual_seed(11);
+        for _ in 0..5 {
+            let loss = m
+                .net
+                .forward_t(&data.images, true)
+                .cross_entropy_for_logits(&data.labels);
+            if use_ours {
+                for p in params.values() {
+                    let mut g = p.grad();
+                    if g.defined() {
+                        let _ = g.zero_();
+                    }
+                }
+                loss.backward();
+                ours.update(&params);
+            } else {
+                theirs.backward_step(&loss);
+            }
+        }
+        m
+    };
+    let (a, b) = (steps(true), steps(false));
+    let mut max_rel = 0f64;
+    let mut differing = 0usize;
+    for ((_, x), (_, y)) in weight_bits(&a).iter().zip(&weight_bits(&b)) {
+        for (p, q) in x.iter().zip(y) {
+            let (p, q) = (f32::from_bits(*p) as f64, f32::from_bits(*q) as f64);
+            if p != q {
+                differing += 1;
+                max_rel = max_rel.max((p - q).abs() / q.abs().max(1e-6));
+            }
+        }
+    }
+    assert_eq!(
+        differing, 0,
+        "{differing} weights differ after 5 Adam steps, by up to {max_rel:e} (relative)"
+    );
+}

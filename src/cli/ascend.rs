@@ -2,6 +2,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
+use gradviz::args::parse_list;
 use gradviz::ascend::{ascend as run_ascend, AscendConfig, Init, StepRule};
 use gradviz::data::DatasetName;
 use gradviz::model::load_model;
@@ -74,28 +75,6 @@ pub struct AscendArgs {
     /// Save a snapshot strip (rows = targets, columns = steps) as PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
-}
-
-/// Parses `0-9`, `3`, `1,4,7` or mixes like `0-2,5`.
-pub(crate) fn parse_list(s: &str, what: &str) -> Result<Vec<i64>> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let num = |t: &str| -> Result<i64> {
-            t.trim()
-                .parse()
-                .with_context(|| format!("{what} '{s}': '{t}' is not a number"))
-        };
-        match part.split_once('-') {
-            Some((a, b)) if !a.is_empty() => {
-                let (a, b) = (num(a)?, num(b)?);
-                ensure!(a <= b, "{what} '{s}': range {a}-{b} is empty");
-                out.extend(a..=b);
-            }
-            _ => out.push(num(part)?),
-        }
-    }
-    ensure!(!out.is_empty(), "{what} '{s}' names nothing");
-    Ok(out)
 }
 
 pub(crate) fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {

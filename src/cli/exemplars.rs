@@ -2,9 +2,10 @@
 //! their receptive-field crops, printed, drawn beside the units' visualizations, and saved
 //! as JSON.
 
-use super::ascend::{dataset_of, parse_list};
+use super::ascend::dataset_of;
 use anyhow::{Context, Result};
 use clap::Args;
+use gradviz::args::parse_list;
 use gradviz::ascend::{ascend, AscendConfig, Init};
 use gradviz::data::{self, DatasetName};
 use gradviz::exemplars::{ExemplarSearch, Pool, Unit, UnitExemplars};

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, ValueEnum};
+use gradviz::args::{parse_indices, targets_from_npy, TargetSpec};
 use gradviz::data::DatasetName;
 use gradviz::lrp::{Composite, Lrp};
 use gradviz::model;
@@ -13,7 +14,7 @@ use gradviz::saliency::{
     reduce, Attribution, Baseline, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, Score,
     SmoothGrad, Target,
 };
-use gradviz::tch::{Kind, Tensor};
+use gradviz::tch::Tensor;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -104,30 +105,6 @@ pub struct SaliencyArgs {
     split_signs: bool,
 }
 
-/// `0..16`, `3..=5` or `3,7,42`.
-pub fn parse_indices(s: &str) -> Result<Vec<i64>> {
-    let bad = || format!("--indices '{s}': expected a range like 0..16 or a list like 3,7,42");
-    if let Some((a, b)) = s.split_once("..") {
-        let (b, inclusive) = match b.strip_prefix('=') {
-            Some(b) => (b, true),
-            None => (b, false),
-        };
-        let a: i64 = a.trim().parse().with_context(bad)?;
-        let b: i64 = b.trim().parse().with_context(bad)?;
-        let end = if inclusive { b + 1 } else { b };
-        ensure!(a >= 0 && end > a, "--indices '{s}' is an empty or negative range");
-        Ok((a..end).collect())
-    } else {
-        let v = s
-            .split(',')
-            .map(|p| p.trim().parse::<i64>())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .with_context(bad)?;
-        ensure!(!v.is_empty(), "{}", bad());
-        Ok(v)
-    }
-}
-
 pub fn saliency(a: SaliencyArgs) -> Result<()> {
     let model = model::load_model_for(&a.model, a.dataset)?;
     let (images, labels): (Tensor, Option<Tensor>) = match (&a.input, a.dataset) {
@@ -144,25 +121,19 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
         _ => bail!("give the images with --input FILE, --dataset NAME --indices RANGE or --data PATH --indices RANGE"),
     };
     let n = images.size()[0];
-    let target = match a.targets.as_str() {
-        "predicted" => Target::Predicted,
-        "label" | "labels" => Target::Labels(
+    let target = match a.targets.parse::<TargetSpec>()? {
+        TargetSpec::Predicted => Target::Predicted,
+        TargetSpec::Labels => Target::Labels(
             labels
                 .as_ref()
                 .context("--targets label needs --dataset (an .npy or image input has no labels)")?
                 .shallow_clone(),
         ),
-        t if t.ends_with(".npy") => {
-            let v = Tensor::read_npy(t).with_context(|| format!("{t}: not a readable .npy file"))?;
-            ensure!(
-                !v.is_floating_point() || v.eq_tensor(&v.round()).all().int64_value(&[]) == 1,
-                "{t}: targets must be integer class indices"
-            );
-            Target::Labels(v.to_kind(Kind::Int64).reshape([-1]))
+        TargetSpec::File(t) => {
+            let bytes = std::fs::read(&t).with_context(|| format!("cannot read {}", t.display()))?;
+            Target::Labels(targets_from_npy(&bytes, &t.display().to_string())?)
         }
-        t => Target::Class(t.parse().with_context(|| {
-            format!("--targets '{t}': expected a class index, label, predicted or a .npy file")
-        })?),
+        TargetSpec::Class(c) => Target::Class(c),
     };
     let classes = target.resolve(model.as_ref(), &images)?;
     let method: Box<dyn Attribution> = match a.method {

@@ -1,6 +1,6 @@
 //! `gradviz train` and `gradviz eval`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use gradviz::data::{self, DatasetName};
 use gradviz::model::{self, Arch, BuiltinModel, Classifier, TrainSubset};
@@ -37,6 +37,30 @@ pub struct TrainArgs {
     /// Output file (.safetensors).
     #[arg(long)]
     out: PathBuf,
+    /// Checkpoint written after every epoch (default: OUT with `.checkpoint` before its
+    /// extension); removed once the model is saved.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Continue an interrupted run from its checkpoint (same data and settings): the final
+    /// weights equal those of an uninterrupted run.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many epochs, keeping the checkpoint for a later --resume.
+    #[arg(long)]
+    stop_after: Option<usize>,
+}
+
+/// `models/x.safetensors` → `models/x.checkpoint.safetensors`.
+fn default_checkpoint(out: &std::path::Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = out
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    out.with_file_name(format!("{stem}.checkpoint{ext}"))
 }
 
 /// The selected data, with what was inferred or converted printed as notes.
@@ -80,6 +104,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         a.epochs,
         a.seed
     );
+    let checkpoint = a.checkpoint.clone().unwrap_or_else(|| default_checkpoint(&a.out));
     let cfg = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,
@@ -87,8 +112,25 @@ pub fn train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         augment: !a.no_augment,
         show_progress: true,
+        checkpoint: Some(checkpoint.clone()),
+        stop_after: a.stop_after,
     };
-    let report = trainer::train(&mut model, &train_set, Some(&splits.test), &cfg)?;
+    let report = if a.resume {
+        anyhow::ensure!(
+            checkpoint.is_file(),
+            "--resume: no checkpoint at {} (give its path with --checkpoint)",
+            checkpoint.display()
+        );
+        trainer::resume(&mut model, &train_set, Some(&splits.test), &cfg, &checkpoint)?
+    } else {
+        if checkpoint.exists() {
+            eprintln!(
+                "note: starting over; {} of an earlier run will be replaced (--resume continues it)",
+                checkpoint.display()
+            );
+        }
+        trainer::train(&mut model, &train_set, Some(&splits.test), &cfg)?
+    };
     for (i, (l, acc)) in report
         .epoch_losses
         .iter()
@@ -97,9 +139,19 @@ pub fn train(a: TrainArgs) -> Result<()> {
     {
         eprintln!("epoch {:>2}: loss {l:.4}  test accuracy {acc:.4}", i + 1);
     }
+    if report.epoch_losses.len() < a.epochs {
+        println!(
+            "stopped after epoch {}/{}; {} holds it: continue with the same command and --resume",
+            report.epoch_losses.len(),
+            a.epochs,
+            checkpoint.display()
+        );
+        return Ok(());
+    }
     model.save(&a.out)?;
     println!("saved {} to {}", model.describe(), a.out.display());
-    Ok(())
+    std::fs::remove_file(&checkpoint)
+        .with_context(|| format!("cannot remove the checkpoint {}", checkpoint.display()))
 }
 
 #[derive(Args)]

@@ -23,14 +23,14 @@ const UNSUPPORTED: [&str; 9] = ["bmp", "gif", "webp", "tif", "tiff", "ppm", "pgm
 /// The names a held-out split's folder may have, in order of preference.
 const TEST_NAMES: [&str; 4] = ["test", "val", "valid", "validation"];
 
-/// Decodes a PNG or JPEG from its bytes.
+/// Decodes a PNG or JPEG from its bytes (with [`crate::io::decode_image_bytes`]'s size limits).
 pub fn decode_image(bytes: &[u8]) -> Result<image::DynamicImage> {
     let format = image::guess_format(bytes).context("not a PNG or JPEG image")?;
     ensure!(
         matches!(format, image::ImageFormat::Png | image::ImageFormat::Jpeg),
         "{format:?} images are not supported (convert to PNG)"
     );
-    Ok(image::load_from_memory_with_format(bytes, format)?)
+    crate::io::decode_image_bytes(bytes)
 }
 
 fn extension(p: &Path) -> String {

@@ -7,27 +7,60 @@ use std::io::Read;
 use std::path::Path;
 use tch::{Kind, Tensor};
 
-/// The file's bytes, gunzipped when they start with the gzip magic number.
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    gunzip_if_gz(&raw).with_context(|| format!("{}", path.display()))
-}
+/// Deflate cannot compress better than about 1032:1, so a gzip stream of `n` bytes holds at
+/// most this many bytes per input byte: a bound on what an IDX header may claim.
+const MAX_GZIP_RATIO: u64 = 1032;
 
-/// `bytes` gunzipped if they are gzip, else unchanged.
-pub fn gunzip_if_gz(bytes: &[u8]) -> Result<Vec<u8>> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .context("corrupt or truncated gzip stream")?;
-        Ok(out)
-    } else {
-        Ok(bytes.to_vec())
+/// The dimensions and payload of IDX bytes of unsigned bytes with `want_dims` dimensions,
+/// raw or gzip-compressed. The sizes in the header are checked against the bytes that are
+/// there before anything is allocated for them (a gzip stream is decoded only as far as the
+/// header claims, and only if the stream can hold that much).
+pub fn decode_idx(bytes: &[u8], want_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        let (shape, header) = parse_idx_header(bytes, want_dims)?;
+        let expected = idx_payload_len(&shape)?;
+        let got = bytes.len() - header;
+        ensure!(
+            got as u64 == expected,
+            "truncated or oversized IDX payload: header says {shape:?} = {expected} bytes, file has {got}"
+        );
+        return Ok((shape, bytes[header..].to_vec()));
     }
+    let corrupt = "corrupt or truncated gzip stream";
+    let mut gz = GzDecoder::new(bytes);
+    let mut head = vec![0u8; 4];
+    gz.read_exact(&mut head).context(corrupt)?;
+    let dims = head[3] as usize;
+    if head[..3] == [0, 0, 0x08] && dims == want_dims {
+        head.resize(4 + 4 * dims, 0);
+        gz.read_exact(&mut head[4..]).context(corrupt)?;
+    }
+    let (shape, _) = parse_idx_header(&head, want_dims)?;
+    let expected = idx_payload_len(&shape)?;
+    let most = MAX_GZIP_RATIO * bytes.len() as u64;
+    ensure!(
+        expected <= most,
+        "IDX header claims {shape:?} = {expected} bytes, more than a {}-byte gzip stream can hold (at most {most})",
+        bytes.len()
+    );
+    let mut payload = Vec::with_capacity(expected as usize);
+    gz.take(expected + 1).read_to_end(&mut payload).context(corrupt)?;
+    ensure!(
+        payload.len() as u64 == expected,
+        "truncated or oversized IDX payload: header says {shape:?} = {expected} bytes, stream has {}{}",
+        payload.len(),
+        if payload.len() as u64 > expected {
+            " or more"
+        } else {
+            ""
+        }
+    );
+    Ok((shape, payload))
 }
 
-/// The dimensions and payload of an IDX file of unsigned bytes with `want_dims` dimensions.
-pub fn parse_idx(bytes: &[u8], want_dims: usize) -> Result<(Vec<usize>, &[u8])> {
+/// Checks the magic number of an IDX file of unsigned bytes with `want_dims` dimensions and
+/// reads its dimensions; returns them and the header's length.
+fn parse_idx_header(bytes: &[u8], want_dims: usize) -> Result<(Vec<usize>, usize)> {
     ensure!(
         bytes.len() >= 4,
         "file is too short to be IDX ({} bytes)",
@@ -55,43 +88,52 @@ pub fn parse_idx(bytes: &[u8], want_dims: usize) -> Result<(Vec<usize>, &[u8])> 
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let expected = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .with_context(|| format!("IDX header {shape:?} is impossibly large"))?;
-    let got = bytes.len() - header;
-    ensure!(
-        got == expected,
-        "truncated or oversized IDX payload: header says {shape:?} = {expected} bytes, file has {got}"
-    );
-    Ok((shape, &bytes[header..]))
+    Ok((shape, header))
 }
 
-/// Images `[N, 1, H, W]` f32 in `[0, 1]` from the bytes of an IDX image file.
+/// The payload size an IDX header claims, without overflow.
+fn idx_payload_len(shape: &[usize]) -> Result<u64> {
+    shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .with_context(|| format!("IDX header {shape:?} is impossibly large"))
+}
+
+/// Images `[N, 1, H, W]` f32 in `[0, 1]` from the bytes of an IDX image file (raw or gzip).
 pub fn parse_idx_images(bytes: &[u8]) -> Result<Tensor> {
-    let (shape, data) = parse_idx(bytes, 3)?;
-    Ok(Tensor::from_slice(data)
+    let (shape, data) = decode_idx(bytes, 3)?;
+    ensure!(
+        shape[1] > 0 && shape[2] > 0,
+        "IDX images of size {}x{} are empty",
+        shape[1],
+        shape[2]
+    );
+    Ok(Tensor::from_slice(&data)
         .view([shape[0] as i64, 1, shape[1] as i64, shape[2] as i64])
         .to_kind(Kind::Float)
         / 255.0)
 }
 
-/// Labels `[N]` i64 from the bytes of an IDX label file.
+/// Labels `[N]` i64 from the bytes of an IDX label file (raw or gzip).
 pub fn parse_idx_labels(bytes: &[u8]) -> Result<Tensor> {
-    let (_, data) = parse_idx(bytes, 1)?;
-    Ok(Tensor::from_slice(data).to_kind(Kind::Int64))
+    let (_, data) = decode_idx(bytes, 1)?;
+    Ok(Tensor::from_slice(&data).to_kind(Kind::Int64))
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Reads an IDX image file (`.gz` or raw) into `[N, 1, H, W]` f32 in `[0, 1]`.
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    parse_idx_images(&read_maybe_gz(path)?).with_context(|| format!("{}", path.display()))
+    parse_idx_images(&read_file(path)?).with_context(|| format!("{}", path.display()))
 }
 
 /// Reads an IDX label file (`.gz` or raw) into `[N]` i64.
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Tensor> {
     let path = path.as_ref();
-    parse_idx_labels(&read_maybe_gz(path)?).with_context(|| format!("{}", path.display()))
+    parse_idx_labels(&read_file(path)?).with_context(|| format!("{}", path.display()))
 }
 
 /// Reads an image/label pair of IDX files and checks that they agree.

@@ -137,6 +137,34 @@ impl NdArray {
         out
     }
 
+    /// The array as a tensor of the same shape: `f4 f8 i1 i2 i4 i8 u1 b1` keep their kind,
+    /// wider unsigned integers become i64 (an error if a value does not fit).
+    pub fn to_tensor(&self) -> Result<tch::Tensor> {
+        use tch::Kind;
+        let shape = self
+            .shape
+            .iter()
+            .map(|&d| i64::try_from(d))
+            .collect::<Result<Vec<i64>, _>>()
+            .with_context(|| format!("array shape {:?} is impossibly large", self.shape))?;
+        let kind = match (self.dtype.kind, self.dtype.size) {
+            ('f', 4) => Kind::Float,
+            ('f', 8) => Kind::Double,
+            ('i', 1) => Kind::Int8,
+            ('i', 2) => Kind::Int16,
+            ('i', 4) => Kind::Int,
+            ('i', 8) => Kind::Int64,
+            ('u', 1) => Kind::Uint8,
+            ('b', 1) => Kind::Bool,
+            _ => return Ok(tch::Tensor::from_slice(&self.to_i64()?).f_view(shape.as_slice())?),
+        };
+        let mut data = self.c_order_bytes();
+        if self.dtype.big_endian && self.dtype.size > 1 {
+            data.chunks_exact_mut(self.dtype.size).for_each(|c| c.reverse());
+        }
+        Ok(tch::Tensor::f_from_data_size(&data, &shape, kind)?)
+    }
+
     /// Unsigned bytes, as images are stored; other types are an error.
     pub fn to_u8(&self) -> Result<Vec<u8>> {
         ensure!(
@@ -187,6 +215,8 @@ fn whole(v: f64) -> Result<i64> {
 }
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+/// numpy's own limit on the header of a `.npy` file it will read (`max_header_size`).
+const NPY_MAX_HEADER: usize = 10_000;
 
 /// Parses one `.npy` file.
 pub fn parse_npy(bytes: &[u8]) -> Result<NdArray> {
@@ -207,8 +237,8 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NdArray> {
         v => bail!(".npy format version {v} is not supported"),
     };
     ensure!(
-        header_len <= bytes.len() - start,
-        ".npy header claims {header_len} bytes, but the file has only {} after the preamble",
+        header_len <= NPY_MAX_HEADER && header_len <= bytes.len() - start,
+        ".npy header claims {header_len} bytes, but the file has only {} after the preamble (numpy reads at most {NPY_MAX_HEADER})",
         bytes.len() - start
     );
     let header = std::str::from_utf8(&bytes[start..start + header_len]).context(".npy header is not text")?;
@@ -258,7 +288,9 @@ fn parse_header_dict(h: &str) -> Result<(Dtype, bool, Vec<usize>)> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<usize>()
+            // Python 2 wrote long dimensions as `28L`.
+            s.trim_end_matches('L')
+                .parse::<usize>()
                 .with_context(|| format!(".npy header: bad dimension '{s}'"))
         })
         .collect::<Result<Vec<_>>>()?;

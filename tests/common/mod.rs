@@ -1,0 +1,41 @@
+//! Helpers shared by the command-line tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `gradviz ARGS` with libtorch limited to `threads` threads; panics on failure.
+pub fn gradviz(args: &[&str], threads: u32) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradviz"))
+        .args(args)
+        .env("OMP_NUM_THREADS", threads.to_string())
+        .env("MKL_NUM_THREADS", threads.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gradviz {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A small MNIST directory (the first `train` and `test` bundled digits, raw IDX).
+pub fn small_mnist(dir: &Path, train: usize, test: usize) {
+    use std::io::Read;
+    for (split, n) in [("train", train), ("t10k", test)] {
+        for (kind, header, per) in [("images-idx3", 16, 784), ("labels-idx1", 8, 1)] {
+            let name = format!("{split}-{}-ubyte", kind);
+            let gz = std::fs::File::open(repo().join("data/mnist").join(format!("{name}.gz"))).unwrap();
+            let mut all = Vec::new();
+            flate2::read::GzDecoder::new(gz).read_to_end(&mut all).unwrap();
+            let mut out = all[..header].to_vec();
+            out[4..8].copy_from_slice(&(n as u32).to_be_bytes());
+            out.extend_from_slice(&all[header..header + n * per]);
+            std::fs::write(dir.join(name), out).unwrap();
+        }
+    }
+}
