@@ -6,6 +6,7 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     }
     embed_importer();
+    git_commit();
 }
 
 // `gradviz import` runs the Python package scripts/gradviz_import; every .py file of it is
@@ -28,4 +29,26 @@ fn embed_importer() {
     let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("importer_files.rs");
     std::fs::write(out, code).expect("write importer_files.rs");
+}
+
+// The commit gradviz was built from (uncommitted changes are not detected), recorded in every output's provenance
+// (src/provenance.rs); none outside a git checkout or without git, which is no error.
+fn git_commit() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
+        println!("cargo:rerun-if-changed={head}");
+    }
+    if let Some(refs) = git(&["rev-parse", "--git-path", "refs"]) {
+        println!("cargo:rerun-if-changed={refs}");
+    }
+    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_default();
+    println!("cargo:rustc-env=GRADVIZ_GIT_COMMIT={commit}");
 }

@@ -8,6 +8,11 @@
 #   bash bench/fuzz.sh 20000 npy png   # fewer inputs, some targets
 #   SEED=7 bash bench/fuzz.sh          # another deterministic run
 #   PROFILE=dev bash bench/fuzz.sh     # the debug build instead (slower, no extra build)
+#   KERAS_INPUTS=0 bash bench/fuzz.sh  # skip the Keras config run (default 200 inputs)
+#
+# Then the Keras config reader on the Python side: scripts/fuzz_keras_config.py mutates the
+# config.json of models/keras_mnist_cnn.keras KERAS_INPUTS times through keras_to_torch;
+# every failure must be a KerasImportError (no other exception, no hang).
 #
 # Built with the `fuzz` profile (release optimizations with overflow checks and debug
 # assertions on, so integer overflows are found as panics) unless PROFILE says otherwise.
@@ -37,4 +42,14 @@ for t in "${TARGETS[@]}"; do
   [ "$(get panics)" = 0 ] || fail=1
   printf '%-12s %10s %10s %10s %7s %7s %9s %8s\n' "$t" "$(get tried)" "$(get accepted)" "$(get rejected)" "$(get panics)" 0 "$(get peak_rss_mib)" "$(get secs)"
 done
+KERAS_INPUTS="${KERAS_INPUTS:-200}"
+if [ "$KERAS_INPUTS" -gt 0 ]; then
+  PY="${GRADVIZ_PYTHON:-.venv/bin/python}"
+  set +e
+  line=$(KERAS_BACKEND=torch "$PY" scripts/fuzz_keras_config.py "$KERAS_INPUTS" "$SEED" 2>target/fuzz-keras-config.log | tail -1)
+  rc=$?
+  set -e
+  echo "keras-config (Python): $line"
+  [ $rc -eq 0 ] || fail=1
+fi
 exit $fail

@@ -87,6 +87,123 @@ pub const TARGETS: &[Target] = &[
         ],
     },
     Target {
+        name: "npz",
+        seeds: || {
+            let x = npy(&(digits(2).squeeze_dim(1) * 255.0).to_kind(Kind::Uint8));
+            let y = npy(&Tensor::from_slice(&[7u8, 2]));
+            let arrays = [("x_train", &x), ("y_train", &y), ("x_test", &x), ("y_test", &y)];
+            vec![zip_of(&arrays, true), zip_of(&arrays, false)]
+        },
+        // What `--data mnist.npz` does with the bytes: the four arrays, image shape, labels.
+        run: |b| {
+            let k = gradviz::data::keras::parse_keras_npz(b)?;
+            gradviz::data::keras::image_shape(&k.x_train)?;
+            k.x_train.to_u8()?;
+            k.y_test.to_i64().map(drop)
+        },
+        dictionary: &[
+            b"PK\x03\x04",
+            b"PK\x01\x02",
+            b"PK\x05\x06",
+            b".npy",
+            b"x_train",
+            b"'shape'",
+        ],
+    },
+    Target {
+        name: "cifar-pickle",
+        seeds: || seed_files("cifar-pickle"),
+        run: |b| gradviz::data::cifar::parse_cifar10_pickle(b).map(drop),
+        dictionary: &[
+            b"\x80\x02",
+            b"}q\x00",
+            b"(X\x04\x00\x00\x00data",
+            b"\x8c\x06labels",
+            b"numpy.core.multiarray",
+            b"_reconstruct",
+            b"B\x00\x18\x00\x00",
+            b"K\x02M\x00\x0c",
+            b"\x94",
+            b".",
+        ],
+    },
+    Target {
+        name: "provenance",
+        seeds: || {
+            let record = gradviz::provenance::Provenance::new("fuzz")
+                .param("method", "smoothgrad")
+                .param("classes", "chat, 猫")
+                .seed(3)
+                .data("mnist")
+                .indices("0..4");
+            let fig = gradviz::plot::Figure::draw(8, 4, |_| Ok(())).expect("an empty figure");
+            vec![
+                record.to_json().expect("a record").into_bytes(),
+                gradviz::provenance::png_with_record(fig.width, fig.height, &fig.rgb, Some(&record))
+                    .expect("a PNG"),
+            ]
+        },
+        // A sidecar / JSON record, or (starting with the PNG signature) a figure's tEXt chunk.
+        run: |b| {
+            if b.starts_with(b"\x89PNG") {
+                gradviz::provenance::record_from_png(b).map(drop)
+            } else {
+                gradviz::provenance::Provenance::from_json(std::str::from_utf8(b)?).map(drop)
+            }
+        },
+        dictionary: &[
+            b"tEXt",
+            b"\"params\"",
+            b"\"seed\"",
+            b"null",
+            b"\"model\"",
+            b"\"sha256\"",
+            b"\\u",
+        ],
+    },
+    Target {
+        name: "imported-meta",
+        seeds: || {
+            use gradviz::model::{Arch, BuiltinModel, Classifier};
+            let m = BuiltinModel::new(Arch::Lenet, gradviz::DatasetName::Mnist, 0).expect("a model");
+            let graph: serde_json::Value =
+                serde_json::from_str(&m.graph().expect("a graph").to_json()).expect("graph JSON");
+            let meta = |graph: Option<&serde_json::Value>| {
+                serde_json::json!({
+                    "input_shape": [1, 28, 28],
+                    "class_names": m.class_names(),
+                    "layers": m.layer_names(),
+                    "layers_missing_reason": null,
+                    "graph_missing_reason": null,
+                    "source": {"file": "m.pt", "sha256": "00", "format": "torchscript"},
+                    "softmax_removed": false,
+                    "outputs_probabilities": false,
+                    "notes": [],
+                    "warnings": [],
+                    "tensor_prefix": "",
+                    "graph": graph,
+                })
+                .to_string()
+                .into_bytes()
+            };
+            vec![meta(Some(&graph)), meta(None)]
+        },
+        // The metadata `gradviz import` stores in a TorchScript file, as src/model.rs reads it.
+        run: |b| {
+            let mut info = gradviz::model::ImportedInfo::from_json(std::str::from_utf8(b)?)?;
+            info.take_graph().map(drop)
+        },
+        dictionary: &[
+            b"\"input_shape\"",
+            b"[3, 32, 32]",
+            b"\"graph\"",
+            b"\"conv2d\"",
+            b"null",
+            b"[]",
+            b"{}",
+        ],
+    },
+    Target {
         name: "png",
         seeds: || {
             vec![
@@ -298,6 +415,33 @@ pub fn npy(t: &Tensor) -> Vec<u8> {
     let p = dir.path().join("t.npy");
     t.write_npy(&p).expect("writing .npy");
     std::fs::read(&p).expect("reading .npy")
+}
+
+/// The files of `fuzz/seeds/NAME/`, sorted.
+fn seed_files(name: &str) -> Vec<Vec<u8>> {
+    let dir = repo().join("fuzz/seeds").join(name);
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
+}
+
+/// A zip archive of `.npy` arrays, as numpy's `savez` (stored) or `savez_compressed` writes it.
+fn zip_of(arrays: &[(&str, &Vec<u8>)], compressed: bool) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let method = if compressed {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let opts = zip::write::FileOptions::default().compression_method(method);
+    for (name, bytes) in arrays {
+        w.start_file(format!("{name}.npy"), opts)
+            .expect("writing to memory");
+        w.write_all(bytes).expect("writing to memory");
+    }
+    w.finish().expect("writing to memory").into_inner()
 }
 
 /// A real digit as PNG or JPEG, grayscale or RGB.

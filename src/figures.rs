@@ -10,13 +10,14 @@
 
 use crate::ascend::{ascend, AscendConfig, AscendResult, Init, Naturalness};
 use crate::data::Dataset;
+use crate::exemplars::ReceptiveField;
 use crate::model::{predict, Classifier};
 use crate::objective::Objective;
 use crate::plot::saliency::{batch_grid, ImageLabels, SaliencyStyle};
 use crate::plot::{Figure, Panel, PanelGrid};
 use crate::saliency::{reduce, Attribution, Reduce, Target};
 use anyhow::{ensure, Result};
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 
 /// Images per row of the sheets below.
 const COLS: usize = 8;
@@ -174,12 +175,17 @@ pub fn channel_sheet(
     let mut grid = PanelGrid::new(2).with_title(title);
     push_rows(&mut grid, &format!("{layer} ch"), &chan_run.images, channels);
     if let Some(run) = &neuron_run {
-        push_rows(
-            &mut grid,
-            &format!("{layer} neuron"),
-            &run.images,
-            &channels[..neurons],
-        );
+        // A neuron sees only its receptive field: show that window, enlarged.
+        let field = ReceptiveField::of(model, layer).ok();
+        let label = match field.and_then(|f| f.size()) {
+            Some((h, w)) => format!("{layer} neuron {h}×{w}"),
+            None => format!("{layer} neuron"),
+        };
+        let images = match field {
+            Some(f) => centre_receptive_crops(model, layer, &f, &run.images)?,
+            None => run.images.shallow_clone(),
+        };
+        push_rows(&mut grid, &label, &images, &channels[..neurons]);
     }
     Ok(ChannelSheet {
         layer: layer.to_string(),
@@ -187,6 +193,44 @@ pub fn channel_sheet(
         channels: chan_run,
         neurons: neuron_run,
     })
+}
+
+/// The window of `images` `[N, C, H, W]` that the centre unit of `layer` sees (the unit
+/// [`Objective::neurons`] maximizes), enlarged by the largest whole factor that fits `H × W`
+/// and centred on a white canvas of that size, so that every panel keeps its size.
+pub fn centre_receptive_crops(
+    model: &dyn Classifier,
+    layer: &str,
+    field: &ReceptiveField,
+    images: &Tensor,
+) -> Result<Tensor> {
+    let s = images.size();
+    ensure!(s.len() == 4, "images must be [N, C, H, W], got {s:?}");
+    let [c, h, w] = [s[1], s[2], s[3]];
+    let probe = Tensor::zeros([1, c, h, w], (Kind::Float, model.device()));
+    let (_, acts) = tch::no_grad(|| model.forward_with(&probe, &[layer]))?;
+    let a = acts[0].size();
+    let at = (a.len() == 4).then(|| (a[2] / 2, a[3] / 2));
+    let crop = field.crop(at, h, w);
+    ensure!(
+        crop.height() > 0 && crop.width() > 0,
+        "the receptive field of the centre unit of '{layer}' lies outside the image"
+    );
+    let part = images
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .narrow(2, crop.top, crop.height())
+        .narrow(3, crop.left, crop.width());
+    let f = (h / crop.height()).min(w / crop.width()).max(1);
+    let (bh, bw) = (crop.height() * f, crop.width() * f);
+    let big = part.upsample_nearest2d([bh, bw], None, None);
+    let canvas = Tensor::ones([s[0], c, h, w], (Kind::Float, Device::Cpu));
+    canvas
+        .narrow(2, (h - bh) / 2, bh)
+        .narrow(3, (w - bw) / 2, bw)
+        .copy_(&big);
+    Ok(canvas)
 }
 
 /// Rows of at most [`COLS`] images, each captioned with its channel.

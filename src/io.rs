@@ -54,8 +54,44 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
 /// Saves a tensor as float32 `.npy`, atomically.
 pub fn save_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
     let path = path.as_ref();
+    let _writing = write_lock();
+    let tmp = npy_temp_file(path, t)?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Saves a tensor as float32 `.npy` with its provenance record in the sidecar
+/// `NAME.npy.json`. Both are written to temp files first and renamed together (sidecar
+/// first), with Ctrl-C held off in between; if the `.npy` cannot be renamed, the new
+/// sidecar is removed again.
+pub fn save_npy_with(
+    path: impl AsRef<Path>,
+    t: &Tensor,
+    record: &crate::provenance::Provenance,
+) -> Result<()> {
+    let path = path.as_ref();
+    let side = crate::provenance::sidecar_path(path);
     let dir = parent_dir(path);
     let _writing = write_lock();
+    let npy = npy_temp_file(path, t)?;
+    let mut json = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    json.write_all(record.to_json()?.as_bytes())
+        .with_context(|| format!("cannot write {}", side.display()))?;
+    make_readable(json.as_file())?;
+    json.persist(&side)
+        .with_context(|| format!("cannot write {}", side.display()))?;
+    if let Err(e) = npy.persist(path) {
+        let _ = std::fs::remove_file(&side);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+/// `t` written as float32 `.npy` into a temp file next to `path`.
+fn npy_temp_file(path: &Path, t: &Tensor) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_dir(path);
     let tmp = tempfile::Builder::new()
         .suffix(".npy")
         .tempfile_in(dir)
@@ -68,9 +104,7 @@ pub fn save_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<()> {
     t.write_npy(tmp.path())
         .with_context(|| format!("cannot write {}", path.display()))?;
     make_readable(tmp.as_file())?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Loads a `.npy` file as a float32 tensor.

@@ -31,6 +31,7 @@ pub mod plot;
 pub mod prelude;
 pub mod preprocess;
 pub mod progress;
+pub mod provenance;
 pub mod regularize;
 pub mod report;
 pub mod robustness;

@@ -2,7 +2,7 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -33,22 +33,29 @@ enum Command {
     Layers(cli::layers::LayersArgs),
     /// The dataset images that activate hidden units most and least, with receptive-field crops.
     Exemplars(cli::exemplars::ExemplarsArgs),
+    /// What made a gradviz output (its provenance record), or what a model file holds.
+    Info(cli::info::InfoArgs),
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let command = Cli::command();
+    let matches = command.clone().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // What made each output file, recorded in it (gradviz::provenance).
+    let record = || cli::provenance_of(&command, &matches);
     if let Err(e) = gradviz::interrupt::exit_cleanly() {
         eprintln!("warning: {e:#}");
     }
     let result = match cli.command {
-        Command::Train(a) => cli::train::train(a),
+        Command::Train(a) => record().and_then(|r| cli::train::train(a, &r)),
         Command::Eval(a) => cli::train::eval(a),
-        Command::Ascend(a) => cli::ascend::ascend(a),
-        Command::Saliency(a) => cli::saliency::saliency(a),
+        Command::Ascend(a) => record().and_then(|r| cli::ascend::ascend(a, &r)),
+        Command::Saliency(a) => record().and_then(|r| cli::saliency::saliency(a, &r)),
         Command::Predict(a) => cli::predict::predict(a),
         Command::Import(a) => cli::import::import(a),
         Command::Layers(a) => cli::layers::layers(a),
-        Command::Exemplars(a) => cli::exemplars::exemplars(a),
+        Command::Info(a) => cli::info::info(a),
+        Command::Exemplars(a) => record().and_then(|r| cli::exemplars::exemplars(a, &r)),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

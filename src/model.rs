@@ -567,6 +567,16 @@ impl BuiltinModel {
     /// Saves weights and metadata as safetensors, atomically. The same weights give the
     /// same bytes: tensors and metadata are written in sorted order.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        crate::io::write_atomic(path.as_ref(), &self.safetensors(None)?)
+    }
+
+    /// Saves like [`BuiltinModel::save`], with the record of what made the model in the
+    /// metadata (`gradviz.provenance`); `gradviz info FILE` prints it.
+    pub fn save_with(&self, path: impl AsRef<Path>, record: &crate::provenance::Provenance) -> Result<()> {
+        crate::io::write_atomic(path.as_ref(), &self.safetensors(Some(record))?)
+    }
+
+    fn safetensors(&self, record: Option<&crate::provenance::Provenance>) -> Result<Vec<u8>> {
         let mut meta: BTreeMap<String, String> = [
             (META_FORMAT.to_string(), "1".to_string()),
             (META_ARCH.to_string(), self.arch.as_str().to_string()),
@@ -580,8 +590,10 @@ impl BuiltinModel {
         if let Some(subset) = self.train_subset {
             meta.insert(META_TRAIN_SUBSET.to_string(), subset.to_string());
         }
-        let bytes = safetensors_bytes(&self.vs.variables(), &meta)?;
-        crate::io::write_atomic(path.as_ref(), &bytes)
+        if let Some(r) = record {
+            meta.insert(crate::provenance::META_KEY.to_string(), r.to_json()?);
+        }
+        safetensors_bytes(&self.vs.variables(), &meta)
     }
 
     /// Loads a model saved by [`BuiltinModel::save`]; the file says which architecture it is.
@@ -966,13 +978,7 @@ impl TorchScriptModel {
             "{source}: model has {k} outputs but {} class names were given",
             class_names.len()
         );
-        let graph = match info.graph.take() {
-            Some(v) => Some(
-                LayerGraph::from_json(&v.to_string())
-                    .with_context(|| format!("{source}: the stored layer graph is invalid"))?,
-            ),
-            None => None,
-        };
+        let graph = info.take_graph().with_context(|| source.clone())?;
         Ok(TorchScriptModel {
             module,
             input_shape: info.input_shape,
@@ -1049,8 +1055,44 @@ fn imported_info(module: &CModule) -> Result<Option<ImportedInfo>> {
     let Ok(IValue::String(json)) = module.method_is("gradviz_metadata", &no_args) else {
         return Ok(None);
     };
-    let info: ImportedInfo = serde_json::from_str(&json).context("the gradviz import metadata is invalid")?;
-    Ok(Some(info))
+    ImportedInfo::from_json(&json).map(Some)
+}
+
+/// The largest input an imported model's metadata may claim: channels, side, values.
+const MAX_IMPORTED_CHANNELS: i64 = 64;
+const MAX_IMPORTED_SIDE: i64 = 16_384;
+const MAX_IMPORTED_VALUES: i64 = 1 << 26;
+
+impl ImportedInfo {
+    /// Parses the metadata JSON that `gradviz import` stores, and checks the input shape it
+    /// claims before anything is allocated for it (the model is probed with that shape).
+    pub fn from_json(json: &str) -> Result<ImportedInfo> {
+        let info: ImportedInfo =
+            serde_json::from_str(json).context("the gradviz import metadata is invalid")?;
+        let [c, h, w] = info.input_shape;
+        ensure!(
+            (1..=MAX_IMPORTED_CHANNELS).contains(&c)
+                && (1..=MAX_IMPORTED_SIDE).contains(&h)
+                && (1..=MAX_IMPORTED_SIDE).contains(&w)
+                && c * h * w <= MAX_IMPORTED_VALUES,
+            "the gradviz import metadata claims an impossible input shape {c}x{h}x{w}"
+        );
+        ensure!(
+            !info.class_names.is_empty(),
+            "the gradviz import metadata names no classes"
+        );
+        Ok(info)
+    }
+
+    /// The stored layer graph, parsed (taken out of the metadata).
+    pub fn take_graph(&mut self) -> Result<Option<LayerGraph>> {
+        match self.graph.take() {
+            Some(v) => Ok(Some(
+                LayerGraph::from_json(&v.to_string()).context("the stored layer graph is invalid")?,
+            )),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The number of classes the module outputs for inputs of `shape`.

@@ -249,6 +249,57 @@ pub fn transfer(judges: &[&dyn Classifier], images: &Tensor, targets: &[i64]) ->
 }
 
 // ---------------------------------------------------------------------------------------
+// A model-free check: the nearest real image
+
+/// Model-free naturalness: for each of `images` `[N, C, H, W]` (clamped to `[0, 1]`, as a
+/// viewer sees them), the RMS pixel distance to the nearest image of its target class in
+/// `pool`: `min_j sqrt(mean_p (x_p − r_{j,p})²)` over the pool images `r_j` labelled
+/// `targets[i]`. No network is involved. Real held-out images of the class measured against
+/// the same pool give the reference: how close a real image comes to its nearest neighbour.
+pub fn nearest_real_rms(images: &Tensor, targets: &[i64], pool: &Dataset) -> Result<Vec<f64>> {
+    let n = images.size()[0];
+    ensure!(
+        targets.len() as i64 == n,
+        "{} targets for {n} images",
+        targets.len()
+    );
+    check_finite(images, "the images to compare with real ones")?;
+    ensure!(
+        images.size()[1..] == pool.images.size()[1..],
+        "images of shape {:?} cannot be compared with pool images of shape {:?}",
+        &images.size()[1..],
+        &pool.images.size()[1..]
+    );
+    let flat = |t: &Tensor| {
+        t.detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Double)
+            .flatten(1, -1)
+    };
+    let x = flat(&images.clamp(0.0, 1.0));
+    let d = x.size()[1] as f64;
+    let mut out = vec![f64::NAN; n as usize];
+    let mut classes: Vec<i64> = targets.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
+    for c in classes {
+        let idx = pool.indices_of_class(c);
+        ensure!(!idx.is_empty(), "the pool has no image of class {c}");
+        let r = flat(&pool.images.index_select(0, &Tensor::from_slice(&idx)));
+        let rows: Vec<i64> = (0..n).filter(|&i| targets[i as usize] == c).collect();
+        let q = x.index_select(0, &Tensor::from_slice(&rows));
+        // |q − r|² = |q|² + |r|² − 2 q·r, for all pairs at once
+        let sq = |t: &Tensor| t.square().sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
+        let d2 = sq(&q).unsqueeze(1) + sq(&r).unsqueeze(0) - q.mm(&r.transpose(0, 1)) * 2.0;
+        let nearest = Vec::<f64>::try_from(&(d2.min_dim(1, false).0.clamp_min(0.0) / d).sqrt())?;
+        for (i, v) in rows.into_iter().zip(nearest) {
+            out[i as usize] = v;
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
 // Fréchet distance in a judge's feature space
 
 /// Where images are compared: the activations of one layer of a judge model, flattened

@@ -18,7 +18,8 @@
 //! row ([`Objective::logits`]); the same holds for channels.
 
 use crate::model::Classifier;
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
+use std::collections::HashMap;
 use std::fmt;
 use tch::{Kind, Tensor};
 
@@ -85,6 +86,16 @@ pub enum Term {
     /// Lucent's diversity: minus the cosine similarity of each row's Gram matrix of `layer`
     /// to the other rows' (needs a batch of at least 2).
     Diversity { layer: String },
+    /// The mean over the map of a channel *before* the layer's activation function (the
+    /// input of its last node, e.g. the built-in node `conv3/conv` before the ReLU). Unlike
+    /// [`Term::Channel`] it has a gradient where the unit is off, so a unit that is silent
+    /// at the start can still be driven on. `neuron`: the centre unit of the map instead of
+    /// the mean. Needs a model with a layer graph.
+    PreActivation {
+        layer: String,
+        channel: Targets,
+        neuron: bool,
+    },
 }
 
 impl Term {
@@ -93,6 +104,13 @@ impl Term {
             Term::Channel { layer, .. } | Term::Neuron { layer, .. } | Term::Diversity { layer } => {
                 Some(layer)
             }
+            _ => None,
+        }
+    }
+
+    fn pre_activation_layer(&self) -> Option<&str> {
+        match self {
+            Term::PreActivation { layer, .. } => Some(layer),
             _ => None,
         }
     }
@@ -110,6 +128,14 @@ impl fmt::Display for Term {
                 None => write!(f, "neuron({layer}:{channel}@centre)"),
             },
             Term::Diversity { layer } => write!(f, "diversity({layer})"),
+            Term::PreActivation {
+                layer,
+                channel,
+                neuron: false,
+            } => write!(f, "pre_activation({layer}:{channel})"),
+            Term::PreActivation { layer, channel, .. } => {
+                write!(f, "pre_activation({layer}:{channel}@centre)")
+            }
         }
     }
 }
@@ -197,6 +223,33 @@ impl Objective {
             at: Some((y, x)),
         })
     }
+    /// The mean over the map of channel `channel` of `layer` before its activation function:
+    /// `mean_{y,x} z_c[y, x]` where `A_c = relu(z_c)` (see [`Term::PreActivation`]).
+    pub fn channel_pre_activation(layer: &str, channel: i64) -> Objective {
+        Self::term(Term::PreActivation {
+            layer: layer.into(),
+            channel: Targets::All(channel),
+            neuron: false,
+        })
+    }
+    /// Row `i` maximizes the pre-activation of channel `channels[i]` of `layer`.
+    pub fn channels_pre_activation(layer: &str, channels: &[i64]) -> Objective {
+        Self::term(Term::PreActivation {
+            layer: layer.into(),
+            channel: Targets::PerSample(channels.to_vec()),
+            neuron: false,
+        })
+    }
+    /// Row `i` maximizes the centre unit of channel `channels[i]` of `layer` before its
+    /// activation function: `z_c[H/2, W/2]` where `A_c = relu(z_c)` (the pre-activation
+    /// counterpart of [`Objective::neurons`]).
+    pub fn neurons_pre_activation(layer: &str, channels: &[i64]) -> Objective {
+        Self::term(Term::PreActivation {
+            layer: layer.into(),
+            channel: Targets::PerSample(channels.to_vec()),
+            neuron: true,
+        })
+    }
     /// Rewards rows whose `layer` Gram matrices differ (Lucent's `diversity`).
     pub fn diversity(layer: &str) -> Objective {
         Self::term(Term::Diversity { layer: layer.into() })
@@ -207,6 +260,19 @@ impl Objective {
         let mut out: Vec<String> = Vec::new();
         for (_, t) in &self.terms {
             if let Some(l) = t.layer() {
+                if !out.iter().any(|o| o == l) {
+                    out.push(l.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// The layers whose pre-activation this objective reads, without repeats.
+    pub fn pre_activation_layers(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (_, t) in &self.terms {
+            if let Some(l) = t.pre_activation_layer() {
                 if !out.iter().any(|o| o == l) {
                     out.push(l.to_string());
                 }
@@ -229,16 +295,29 @@ impl Objective {
     pub fn validate(&self, model: &dyn Classifier, n: i64) -> Result<()> {
         ensure!(!self.terms.is_empty(), "the objective is empty");
         let k = model.num_classes();
-        let layers = self.layers();
-        let shapes: Vec<Vec<i64>> = if layers.is_empty() {
-            vec![]
-        } else {
-            let [c, h, w] = model.input_shape();
-            let probe = Tensor::zeros([1, c, h, w], (Kind::Float, model.device()));
-            let names: Vec<&str> = layers.iter().map(|s| s.as_str()).collect();
-            let (_, acts) = tch::no_grad(|| model.forward_with(&probe, &names))?;
-            acts.iter().map(|a| a.size()).collect()
+        let pre = self.pre_activation_layers();
+        let (layers, shapes) = {
+            let mut layers = self.layers();
+            layers.extend(
+                pre.iter()
+                    .filter(|l| !layers.contains(l))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            let shapes: Vec<Vec<i64>> = if layers.is_empty() {
+                vec![]
+            } else {
+                let [c, h, w] = model.input_shape();
+                let probe = Tensor::zeros([1, c, h, w], (Kind::Float, model.device()));
+                let names: Vec<&str> = layers.iter().map(|s| s.as_str()).collect();
+                let (_, acts) = tch::no_grad(|| model.forward_with(&probe, &names))?;
+                acts.iter().map(|a| a.size()).collect()
+            };
+            (layers, shapes)
         };
+        for l in &pre {
+            pre_activation_node(model, l)?;
+        }
         let shape_of = |l: &str| -> &Vec<i64> { &shapes[layers.iter().position(|x| x == l).unwrap()] };
         for (w, t) in &self.terms {
             ensure!(w.is_finite(), "objective term {t} has a non-finite weight {w}");
@@ -255,7 +334,9 @@ impl Objective {
                         );
                     }
                 }
-                Term::Channel { layer, channel } | Term::Neuron { layer, channel, .. } => {
+                Term::Channel { layer, channel }
+                | Term::Neuron { layer, channel, .. }
+                | Term::PreActivation { layer, channel, .. } => {
                     channel.expand(n)?;
                     let s = shape_of(layer);
                     let nc = s[1];
@@ -296,8 +377,15 @@ impl Objective {
         let n = x.size()[0];
         let layers = self.layers();
         let names: Vec<&str> = layers.iter().map(|s| s.as_str()).collect();
-        let (logits, acts) = model.forward_with(x, &names)?;
+        let pre_layers = self.pre_activation_layers();
+        let (logits, acts, pre_acts) = if pre_layers.is_empty() {
+            let (logits, acts) = model.forward_with(x, &names)?;
+            (logits, acts, vec![])
+        } else {
+            forward_with_pre_activations(model, x, &names, &pre_layers)?
+        };
         let act = |l: &str| -> &Tensor { &acts[layers.iter().position(|x| x == l).unwrap()] };
+        let pre_act = |l: &str| -> &Tensor { &pre_acts[pre_layers.iter().position(|x| x == l).unwrap()] };
         let dev = logits.device();
         let index = |t: &Targets| -> Result<Tensor> {
             Ok(Tensor::from_slice(&t.expand(n)?).to_device(dev).unsqueeze(1))
@@ -314,8 +402,25 @@ impl Objective {
                     .log_softmax(1, Kind::Float)
                     .gather(1, &index(c)?, false)
                     .squeeze_dim(1),
-                Term::Channel { layer, channel } => {
-                    let a = act(layer);
+                Term::PreActivation {
+                    layer,
+                    channel,
+                    neuron: true,
+                } => {
+                    let a = pre_act(layer);
+                    let s = a.size();
+                    let per_channel = if a.dim() == 4 {
+                        a.select(3, s[3] / 2).select(2, s[2] / 2)
+                    } else {
+                        a.shallow_clone()
+                    };
+                    per_channel.gather(1, &index(channel)?, false).squeeze_dim(1)
+                }
+                Term::Channel { layer, channel } | Term::PreActivation { layer, channel, .. } => {
+                    let a = match t {
+                        Term::PreActivation { .. } => pre_act(layer),
+                        _ => act(layer),
+                    };
                     let per_channel = if a.dim() == 4 {
                         a.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
                     } else {
@@ -363,6 +468,68 @@ impl Objective {
             logits,
         })
     }
+}
+
+/// The graph node whose output `layer`'s final activation function reads.
+fn pre_activation_node(model: &dyn Classifier, layer: &str) -> Result<String> {
+    let graph = model.graph().with_context(|| {
+        format!(
+            "{} has no layer graph, so the pre-activation of '{layer}' is unknown: use channel()",
+            model.describe()
+        )
+    })?;
+    let out = graph.layer_output(layer)?;
+    ensure!(
+        out.op.is_activation() && out.inputs.len() == 1,
+        "layer '{layer}' ends in {} ('{}'), not an activation function, so it has no pre-activation: use channel()",
+        out.op.type_name(),
+        out.name
+    );
+    Ok(out.inputs[0].clone())
+}
+
+/// Logits, the outputs of `layers` and the pre-activations of `pre_layers`, from one run
+/// of the model's layer graph (differentiable with respect to `x`).
+fn forward_with_pre_activations(
+    model: &dyn Classifier,
+    x: &Tensor,
+    layers: &[&str],
+    pre_layers: &[String],
+) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
+    model.check_input(x)?;
+    let graph = model
+        .graph()
+        .with_context(|| format!("{} has no layer graph", model.describe()))?;
+    let post: Vec<String> = layers
+        .iter()
+        .map(|l| graph.layer_output(l).map(|n| n.name.clone()))
+        .collect::<Result<_>>()?;
+    let pre: Vec<String> = pre_layers
+        .iter()
+        .map(|l| pre_activation_node(model, l))
+        .collect::<Result<_>>()?;
+    let tensors: HashMap<String, Tensor> = model.named_tensors().into_iter().collect();
+    let mut post_vals: Vec<Option<Tensor>> = post.iter().map(|_| None).collect();
+    let mut pre_vals: Vec<Option<Tensor>> = pre.iter().map(|_| None).collect();
+    let x = x.to_kind(Kind::Float).to_device(model.device());
+    let logits = graph.forward(&x, &tensors, |node, y| {
+        for (slot, want) in post_vals
+            .iter_mut()
+            .zip(&post)
+            .chain(pre_vals.iter_mut().zip(&pre))
+        {
+            if *want == node.name {
+                *slot = Some(y.shallow_clone());
+            }
+        }
+    })?;
+    let unwrap = |v: Vec<Option<Tensor>>, names: &[String]| -> Result<Vec<Tensor>> {
+        v.into_iter()
+            .zip(names)
+            .map(|(t, n)| t.with_context(|| format!("layer graph: node '{n}' was not computed")))
+            .collect()
+    };
+    Ok((logits, unwrap(post_vals, &post)?, unwrap(pre_vals, &pre)?))
 }
 
 impl fmt::Display for Objective {

@@ -85,14 +85,16 @@ pub use crate::report::bootstrap_mean;
 pub use crate::report::check;
 pub use crate::report::Interval;
 
-// Figures.
+// Figures (`fig.save_with(path, &Provenance::new("step").seed(0))` records what made one).
 pub use crate::figures::channel_sheet;
 pub use crate::figures::judged_rows;
 pub use crate::figures::saliency_figure;
 pub use crate::figures::ChannelSheet;
 pub use crate::plot::ascend::batch_rows;
+pub use crate::plot::ascend::change_rows;
 pub use crate::plot::ascend::curves;
 pub use crate::plot::ascend::snapshot_strip;
+pub use crate::plot::ascend::ChangeRow;
 pub use crate::plot::ascend::Curve;
 pub use crate::plot::image_grid;
 pub use crate::plot::line_chart;
@@ -106,6 +108,7 @@ pub use crate::plot::Figure;
 pub use crate::plot::Panel;
 pub use crate::plot::PanelGrid;
 pub use crate::plot::Series;
+pub use crate::provenance::Provenance;
 
 // Long loops.
 pub use crate::progress::progress;

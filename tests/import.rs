@@ -178,7 +178,14 @@ fn a_residual_model_imports_from_all_forms_with_pytorchs_logits_and_activations(
         if form != "class" {
             import_form(dir, form); // the class form is the shared fixture's
         }
-        let m = &TorchScriptModel::load(dir.join(format!("imported_{form}.pt")), None, None).unwrap();
+        let path = dir.join(format!("imported_{form}.pt"));
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(
+            mode & 0o777,
+            0o644,
+            "{form}: an imported model is readable by all, like any output"
+        );
+        let m = &TorchScriptModel::load(&path, None, None).unwrap();
         assert_eq!(m.input_shape(), [1, 28, 28], "{form}");
         let d = max_abs_diff(&m.logits(&x).unwrap(), &want);
         assert!(d < 1e-5, "{form}: logits differ from PyTorch's by {d}");

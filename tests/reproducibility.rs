@@ -16,19 +16,23 @@ fn bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// Runs `args_for(run_dir)` twice in two directories and asserts that every named output
-/// file has the same bytes.
+/// Runs the command line `args_for(dir)` twice in one directory (removing its outputs in
+/// between, so that both runs have the same command line, which the outputs' provenance
+/// records) and asserts that every named output file has the same bytes.
 fn assert_reruns_identical(outputs: &[&str], args_for: impl Fn(&Path) -> Vec<String>) {
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    for d in &dirs {
-        let args = args_for(d.path());
+    let dir = tempfile::tempdir().unwrap();
+    let args = args_for(dir.path());
+    let mut runs = vec![];
+    for _ in 0..2 {
         gradviz(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+        let files: Vec<Vec<u8>> = outputs.iter().map(|n| bytes(&dir.path().join(n))).collect();
+        for n in outputs {
+            std::fs::remove_file(dir.path().join(n)).unwrap();
+        }
+        runs.push(files);
     }
-    for name in outputs {
-        let (a, b) = (
-            bytes(&dirs[0].path().join(name)),
-            bytes(&dirs[1].path().join(name)),
-        );
+    for (i, name) in outputs.iter().enumerate() {
+        let (a, b) = (&runs[0][i], &runs[1][i]);
         assert!(!a.is_empty(), "{name} is empty");
         assert!(a == b, "{name} differs between two runs with the same seed");
     }

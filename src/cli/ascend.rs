@@ -9,6 +9,7 @@ use gradviz::model::load_model;
 use gradviz::objective::Objective;
 use gradviz::plot::ascend::snapshot_strip;
 use gradviz::preprocess::Preprocess;
+use gradviz::provenance::Provenance;
 use gradviz::regularize::Regularization;
 use std::path::PathBuf;
 
@@ -83,7 +84,7 @@ pub(crate) fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {
         .and_then(|m| m.dataset)
 }
 
-pub fn ascend(a: AscendArgs) -> Result<()> {
+pub fn ascend(a: AscendArgs, record: &Provenance) -> Result<()> {
     let model = load_model(&a.model)?;
     let (objective, targets, labels): (Objective, Vec<i64>, Vec<String>) = match &a.layer {
         Some(layer) => {
@@ -205,11 +206,11 @@ pub fn ascend(a: AscendArgs) -> Result<()> {
         );
     }
     if let Some(p) = &a.save_npy {
-        gradviz::io::save_npy(p, &run.images)?;
+        gradviz::io::save_npy_with(p, &run.images, record)?;
         println!("saved {n} inputs [N, C, H, W] to {}", p.display());
     }
     if let Some(p) = &a.plot {
-        snapshot_strip(&run, &labels, 3)?.save(p)?;
+        snapshot_strip(&run, &labels, 3)?.save_with(p, record)?;
         println!("saved snapshot strip to {}", p.display());
     }
     Ok(())

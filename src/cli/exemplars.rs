@@ -12,6 +12,7 @@ use gradviz::exemplars::{ExemplarSearch, Pool, Unit, UnitExemplars};
 use gradviz::model::{self, Classifier};
 use gradviz::objective::{Objective, Targets, Term};
 use gradviz::plot::exemplars::{exemplar_rows, ExemplarRow, ExemplarStyle};
+use gradviz::provenance::Provenance;
 use gradviz::regularize::Regularization;
 use gradviz::tch::Tensor;
 use std::path::PathBuf;
@@ -117,7 +118,7 @@ fn visualize(model: &dyn Classifier, a: &ExemplarsArgs, units: &[Unit]) -> Resul
     Ok(ascend(model, &objective, &x0, &cfg)?.images)
 }
 
-pub fn exemplars(a: ExemplarsArgs) -> Result<()> {
+pub fn exemplars(a: ExemplarsArgs, record: &Provenance) -> Result<()> {
     let name = match a.dataset.or_else(|| dataset_of(&a.model)) {
         Some(d) => d,
         None => anyhow::bail!(
@@ -148,7 +149,7 @@ pub fn exemplars(a: ExemplarsArgs) -> Result<()> {
         print!("{ex}");
     }
     if let Some(p) = &a.save_json {
-        save_json(p, &a, name, split, &found)?;
+        save_json(p, &a, name, split, &found, record)?;
         println!("saved exemplars to {}", p.display());
     }
     if let Some(p) = &a.plot {
@@ -173,7 +174,7 @@ pub fn exemplars(a: ExemplarsArgs) -> Result<()> {
             crops: !a.whole,
             ..Default::default()
         };
-        exemplar_rows(&rows, &data, &style)?.save(p)?;
+        exemplar_rows(&rows, &data, &style)?.save_with(p, record)?;
         println!("saved exemplar rows to {}", p.display());
     }
     if a.plot.is_none() && a.save_json.is_none() {
@@ -188,6 +189,7 @@ fn save_json(
     name: DatasetName,
     split: &str,
     found: &[UnitExemplars],
+    record: &Provenance,
 ) -> Result<()> {
     let doc = serde_json::json!({
         "model": a.model.display().to_string(),
@@ -195,6 +197,7 @@ fn save_json(
         "split": split,
         "k": a.k,
         "units": found.iter().map(UnitExemplars::to_json).collect::<Vec<_>>(),
+        "provenance": serde_json::from_str::<serde_json::Value>(&record.to_json()?)?,
     });
     gradviz::io::write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes())
 }

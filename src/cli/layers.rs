@@ -29,7 +29,7 @@ pub fn layers(a: LayersArgs) -> Result<()> {
     print_layers(&m, m.layers_missing_reason())
 }
 
-fn print_layers(model: &dyn Classifier, no_layers: Option<String>) -> Result<()> {
+pub(crate) fn print_layers(model: &dyn Classifier, no_layers: Option<String>) -> Result<()> {
     println!("{}", model.describe());
     if let Some(why) = no_layers {
         println!("no named layers: {why}");

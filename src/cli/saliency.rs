@@ -10,6 +10,7 @@ use gradviz::plot::saliency::{
     batch_grid, channel_reductions, saliency_rows, ImageLabels, SaliencyStyle, REDUCTIONS,
 };
 use gradviz::preprocess::Preprocess;
+use gradviz::provenance::Provenance;
 use gradviz::saliency::{
     reduce, Attribution, Baseline, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, Score,
     SmoothGrad, Target,
@@ -105,7 +106,7 @@ pub struct SaliencyArgs {
     split_signs: bool,
 }
 
-pub fn saliency(a: SaliencyArgs) -> Result<()> {
+pub fn saliency(a: SaliencyArgs, record: &Provenance) -> Result<()> {
     let model = model::load_model_for(&a.model, a.dataset)?;
     let (images, labels): (Tensor, Option<Tensor>) = match (&a.input, a.dataset) {
         (inputs, _) if !inputs.is_empty() => (
@@ -213,7 +214,7 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
         model.describe()
     );
     if let Some(p) = &a.save_npy {
-        gradviz::io::save_npy(p, &attr)?;
+        gradviz::io::save_npy_with(p, &attr, record)?;
         println!("saved attributions {:?} to {}", attr.size(), p.display());
     }
     if let Some(p) = &a.plot {
@@ -270,7 +271,7 @@ pub fn saliency(a: SaliencyArgs) -> Result<()> {
                 &SaliencyStyle { scale: 4, ..style },
             )?
         };
-        fig.save(p)?;
+        fig.save_with(p, record)?;
         println!("saved plot to {}", p.display());
     }
     if a.save_npy.is_none() && a.plot.is_none() {

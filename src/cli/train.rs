@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use gradviz::data::{self, DatasetName};
 use gradviz::model::{self, Arch, BuiltinModel, Classifier, TrainSubset};
+use gradviz::provenance::Provenance;
 use gradviz::train::{self as trainer, TrainConfig};
 use std::path::PathBuf;
 
@@ -82,7 +83,7 @@ pub fn fit_to(splits: data::Splits, model: &dyn Classifier) -> Result<data::Spli
     Ok(splits)
 }
 
-pub fn train(a: TrainArgs) -> Result<()> {
+pub fn train(a: TrainArgs, record: &Provenance) -> Result<()> {
     let splits = load_data(a.dataset, a.data.as_deref())?;
     let subset = a.half.unwrap_or(TrainSubset::All);
     anyhow::ensure!(
@@ -148,7 +149,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
         );
         return Ok(());
     }
-    model.save(&a.out)?;
+    model.save_with(&a.out, record)?;
     println!("saved {} to {}", model.describe(), a.out.display());
     std::fs::remove_file(&checkpoint)
         .with_context(|| format!("cannot remove the checkpoint {}", checkpoint.display()))

@@ -70,16 +70,19 @@ impl Figure {
 
     /// The figure encoded as PNG.
     pub fn png_bytes(&self) -> Result<Vec<u8>> {
-        let img = image::RgbImage::from_raw(self.width, self.height, self.rgb.clone())
-            .ok_or_else(|| anyhow!("figure buffer does not match its size"))?;
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png)?;
-        Ok(out.into_inner())
+        crate::provenance::png_with_record(self.width, self.height, &self.rgb, None)
     }
 
     /// Saves the figure as a PNG file (atomically).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         crate::io::write_atomic(path, &self.png_bytes()?)
+    }
+
+    /// Saves the figure as a PNG file (atomically) with the record of what made it in a
+    /// `tEXt` chunk; `gradviz info FILE` prints it.
+    pub fn save_with(&self, path: impl AsRef<Path>, record: &crate::provenance::Provenance) -> Result<()> {
+        let png = crate::provenance::png_with_record(self.width, self.height, &self.rgb, Some(record))?;
+        crate::io::write_atomic(path, &png)
     }
 
     /// Stacks figures top to bottom.
