@@ -51,8 +51,13 @@ pub use crate::saliency::Target;
 
 // Your own images, in the model's format.
 pub use crate::io::load_images;
+pub use crate::preprocess::steps_figure;
 pub use crate::preprocess::Preprocess;
 pub use crate::preprocess::Preprocessor;
+
+// Your own model: imported from Keras or PyTorch, with its layers.
+pub use crate::import::import_model;
+pub use crate::import::ImportOptions;
 
 // Global explanations: gradient ascent toward objectives, regularized, judged.
 pub use crate::ascend::ascend;

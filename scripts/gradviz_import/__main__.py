@@ -70,6 +70,18 @@ def load_keras(a):
     return module, source, info
 
 
+def keras_input_shape(a, declared):
+    """A Keras model states its input shape; --input-shape may only repeat it (a model that
+    pools globally would otherwise run on any size, far from what it was trained on)."""
+    if a.input_shape is not None and list(a.input_shape) != list(declared):
+        c, h, w = declared
+        raise ImportFailure(
+            f"{a.src} takes inputs of shape ({h}, {w}, {c}) in Keras' (height, width, channels) order, "
+            f"which is --input-shape {c},{h},{w}, not {','.join(map(str, a.input_shape))}"
+        )
+    return declared
+
+
 def run(a):
     import torch
 
@@ -88,7 +100,7 @@ def run(a):
         kw = dict(layers=[name for name, _ in module.named_children()], notes=info.get("notes", []),
                   softmax_removed=bool(info.get("softmax_removed")),
                   outputs_probabilities=bool(info.get("outputs_probabilities")))
-        shape = a.input_shape or info.get("input_shape")
+        shape = keras_input_shape(a, info["input_shape"])
     else:
         module, source, notes = torch_sources.load(a.src, a.weights, a.module_file)
         kw = dict(notes=notes)
