@@ -3,15 +3,16 @@
 //! figures, class and hidden-unit ascent with the 32×32 RGB preset, and the command line on
 //! an image folder and on pickled CIFAR-format batches written by the test.
 
+mod common;
+
+use common::{enrichment, gradient_methods};
 use gradviz::ascend::{ascend, AscendConfig, Init};
 use gradviz::data::{self, shapes, Dataset};
 use gradviz::model::{accuracy, Arch, BuiltinModel, Classifier};
 use gradviz::objective::Objective;
 use gradviz::plot::saliency::{channel_maps, channel_reductions, saliency_rows, SaliencyStyle, REDUCTIONS};
 use gradviz::regularize::{Parameterization, Regularization};
-use gradviz::saliency::{
-    reduce, Attribution, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce, SmoothGrad, Target,
-};
+use gradviz::saliency::{reduce, Attribution, Gradient, Reduce, Target};
 use gradviz::tch::{Kind, Tensor};
 use gradviz::train::{train, TrainConfig};
 use std::path::{Path, PathBuf};
@@ -99,33 +100,12 @@ fn cifar10_cnn_learns_shape_and_colour() {
     assert!(acc_twin >= 0.6, "{acc_twin}");
 }
 
-/// The share of a map's magnitude that falls on the shape, over the share of pixels the
-/// shape covers: above 1 when the map points at the shape.
-fn enrichment(maps: &Tensor, masks: &Tensor) -> f64 {
-    let m = masks.squeeze_dim(1);
-    let mag = maps.abs();
-    let on = (&mag * &m).sum(Kind::Double).double_value(&[]) / mag.sum(Kind::Double).double_value(&[]);
-    on / m.mean(Kind::Double).double_value(&[])
-}
-
 #[test]
 fn every_saliency_method_points_at_the_coloured_shape() {
     let m = model();
     let (test, masks) = shapes::generate_with_masks(10, TEST_SEED);
     let target = Target::labels(&test.labels);
-    let methods: Vec<Box<dyn Attribution>> = vec![
-        Box::new(Gradient::default()),
-        Box::new(InputXGradient::default()),
-        Box::new(SmoothGrad {
-            samples: 8,
-            ..Default::default()
-        }),
-        Box::new(IntegratedGradients {
-            steps: 16,
-            ..Default::default()
-        }),
-        Box::new(GradCam::new("conv4")),
-    ];
+    let methods = gradient_methods("conv4");
     for method in &methods {
         let attr = method.attribute(&m, &test.images, &target).unwrap();
         assert_eq!(attr.size(), [10, 3, 32, 32], "{}", method.name());

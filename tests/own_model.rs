@@ -6,23 +6,22 @@
 //! 3×32×32 shapes and imported: saliency (with the colour figures), class and hidden-unit
 //! ascent with the RGB preset, Grad-CAM and LRP (against Zennit) on it.
 
+mod common;
 mod import_helpers;
 
+use common::{enrichment, gradient_methods};
 use gradviz::ascend::{ascend, AscendConfig, Init};
 use gradviz::data::shapes;
 use gradviz::lrp::{Composite, Lrp};
 use gradviz::model::{accuracy, load_model, Classifier, TorchScriptModel};
 use gradviz::objective::Objective;
 use gradviz::plot::saliency::{channel_maps, channel_reductions, SaliencyStyle, REDUCTIONS};
-use gradviz::saliency::{
-    last_conv_layer, reduce, Attribution, GradCam, Gradient, InputXGradient, IntegratedGradients, Reduce,
-    SmoothGrad, Target,
-};
+use gradviz::saliency::{last_conv_layer, reduce, Attribution, Gradient, Reduce, Target};
 use import_helpers::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 const README_SECTION: &str = "## Your own model";
 const CARGO_RUN: &str = "cargo run --release --";
@@ -224,14 +223,6 @@ fn colour_model() -> TorchScriptModel {
     TorchScriptModel::load(colour_dir().join("colour.pt"), None, None).unwrap()
 }
 
-/// The share of a map's magnitude on the shape over the share of pixels the shape covers.
-fn enrichment(maps: &Tensor, masks: &Tensor) -> f64 {
-    let m = masks.squeeze_dim(1);
-    let mag = maps.abs();
-    let on = (&mag * &m).sum(Kind::Double).double_value(&[]) / mag.sum(Kind::Double).double_value(&[]);
-    on / m.mean(Kind::Double).double_value(&[])
-}
-
 #[test]
 fn an_imported_colour_model_learns_and_its_saliency_points_at_the_shapes() {
     let m = colour_model();
@@ -245,20 +236,8 @@ fn an_imported_colour_model_learns_and_its_saliency_points_at_the_shapes() {
 
     let (x, masks) = shapes::generate_with_masks(10, COLOUR_TEST_SEED);
     let target = Target::labels(&x.labels);
-    let methods: Vec<Box<dyn Attribution>> = vec![
-        Box::new(Gradient::default()),
-        Box::new(InputXGradient::default()),
-        Box::new(SmoothGrad {
-            samples: 8,
-            ..Default::default()
-        }),
-        Box::new(IntegratedGradients {
-            steps: 16,
-            ..Default::default()
-        }),
-        Box::new(GradCam::new("conv3")),
-        Box::new(Lrp::new(Composite::epsilon_plus(0.25))),
-    ];
+    let mut methods = gradient_methods("conv3");
+    methods.push(Box::new(Lrp::new(Composite::epsilon_plus(0.25))));
     for method in &methods {
         let attr = method.attribute(&m, &x.images, &target).unwrap();
         assert_eq!(attr.size(), [10, 3, 32, 32], "{}", method.name());

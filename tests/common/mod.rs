@@ -1,5 +1,8 @@
-//! Helpers shared by the command-line tests.
+//! Helpers shared by the command-line tests and the colour-model tests.
+#![allow(dead_code)] // each test crate uses its own subset
 
+use gradviz::saliency::{Attribution, GradCam, Gradient, InputXGradient, IntegratedGradients, SmoothGrad};
+use gradviz::tch::{Kind, Tensor};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -38,4 +41,31 @@ pub fn small_mnist(dir: &Path, train: usize, test: usize) {
             std::fs::write(dir.join(name), out).unwrap();
         }
     }
+}
+
+/// The gradient methods with the small sample and step counts the tests use; Grad-CAM on
+/// `gradcam_layer`.
+pub fn gradient_methods(gradcam_layer: &str) -> Vec<Box<dyn Attribution>> {
+    vec![
+        Box::new(Gradient::default()),
+        Box::new(InputXGradient::default()),
+        Box::new(SmoothGrad {
+            samples: 8,
+            ..Default::default()
+        }),
+        Box::new(IntegratedGradients {
+            steps: 16,
+            ..Default::default()
+        }),
+        Box::new(GradCam::new(gradcam_layer)),
+    ]
+}
+
+/// How much more of a map's magnitude (`[N, H, W]`) lies on the shape (`masks` `[N, 1, H, W]`,
+/// 1 on the shape) than the shape's share of the pixels: 1 is chance.
+pub fn enrichment(maps: &Tensor, masks: &Tensor) -> f64 {
+    let m = masks.squeeze_dim(1);
+    let mag = maps.abs();
+    let on = (&mag * &m).sum(Kind::Double).double_value(&[]) / mag.sum(Kind::Double).double_value(&[]);
+    on / m.mean(Kind::Double).double_value(&[])
 }
