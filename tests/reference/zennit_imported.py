@@ -25,17 +25,15 @@ import operator
 import os
 import sys
 
-import numpy as np
 import torch
 import torch.fx
-from zennit.attribution import Gradient
 from zennit.layer import Sum
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
-from zennit_lrp import composites  # noqa: E402
+from zennit_lrp import save_relevances  # noqa: E402
 
 
 def load_class(path, name, weights):
@@ -75,22 +73,7 @@ def load(source):
 
 
 def run(out_dir, source, epsilons):
-    model = load(source).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    x = torch.from_numpy(np.load(os.path.join(out_dir, "x.npy"))).float()
-    targets = torch.from_numpy(np.load(os.path.join(out_dir, "targets.npy"))).long()
-    with torch.no_grad():
-        logits = model(x)
-    np.save(os.path.join(out_dir, "logits.npy"), logits.numpy())
-    onehot = torch.nn.functional.one_hot(targets, logits.shape[1]).float()
-    for i, eps in enumerate(epsilons):
-        for name, composite in composites(eps, False).items():
-            with Gradient(model, composite) as attributor:
-                _, rel = attributor(x, attr_output=lambda out: onehot * out)
-            np.save(os.path.join(out_dir, f"{name}.{i}.npy"), rel.detach().numpy())
-    with torch.no_grad():
-        assert torch.equal(model(x), logits), "zennit left the model changed"
+    save_relevances(load(source), out_dir, epsilons, False)
 
 
 def main():

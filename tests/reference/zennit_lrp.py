@@ -183,7 +183,13 @@ def make_model(kind, out_dir):
 
 
 def run(out_dir, kind, epsilons):
-    model = make_model(kind, out_dir).eval()
+    save_relevances(make_model(kind, out_dir), out_dir, epsilons, kind == "norm")
+
+
+def save_relevances(model, out_dir, epsilons, normalized):
+    """Writes the model's logits and Zennit's relevance for every composite and epsilon
+    (NAME.I.npy) of the inputs and targets in out_dir; the model is left unchanged."""
+    model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     x = torch.from_numpy(np.load(os.path.join(out_dir, "x.npy"))).float()
@@ -193,7 +199,7 @@ def run(out_dir, kind, epsilons):
     np.save(os.path.join(out_dir, "logits.npy"), logits.numpy())
     onehot = torch.nn.functional.one_hot(targets, logits.shape[1]).float()
     for i, eps in enumerate(epsilons):
-        for name, composite in composites(eps, kind == "norm").items():
+        for name, composite in composites(eps, normalized).items():
             with Gradient(model, composite) as attributor:
                 _, rel = attributor(x, attr_output=lambda out: onehot * out)
             np.save(os.path.join(out_dir, f"{name}.{i}.npy"), rel.detach().numpy())
