@@ -98,7 +98,7 @@ pub fn import_model(src: &str, dst: &Path, opts: &ImportOptions) -> Result<Impor
         .imported()
         .context("the exported file carries no gradviz metadata")?;
     let (notes, warnings) = (info.notes.clone(), info.warnings.clone());
-    make_readable(tmp.path())?;
+    crate::io::make_readable(tmp.path())?;
     tmp.persist(dst)
         .with_context(|| format!("cannot write {}", dst.display()))?;
     // Reload from the final path, so that the model describes itself by it.
@@ -124,14 +124,6 @@ fn check_source_exists(src: &str, opts: &ImportOptions) -> Result<()> {
         ensure!(f.is_file(), "{} does not exist", f.display());
     }
     Ok(())
-}
-
-/// By path, not by the temporary file's handle: the exporter replaced that file with its own
-/// (also created private), so the handle no longer names what will be persisted.
-fn make_readable(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("cannot make {} readable", path.display()))
 }
 
 fn write_package(root: &Path) -> Result<()> {

@@ -30,10 +30,12 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 /// Temp files are created 0600; results should be as readable as any other output file.
-fn make_readable(f: &std::fs::File) -> Result<()> {
+/// By path, not by handle: a temporary file may have been replaced by another program's
+/// (the importer's exporter writes its own).
+pub(crate) fn make_readable(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    Ok(())
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot make {} readable", path.display()))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory.
@@ -45,7 +47,7 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     tmp.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    make_readable(tmp.as_file())?;
+    make_readable(tmp.path())?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
@@ -79,7 +81,7 @@ pub fn save_npy_with(
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     json.write_all(record.to_json()?.as_bytes())
         .with_context(|| format!("cannot write {}", side.display()))?;
-    make_readable(json.as_file())?;
+    make_readable(json.path())?;
     json.persist(&side)
         .with_context(|| format!("cannot write {}", side.display()))?;
     if let Err(e) = npy.persist(path) {
@@ -103,7 +105,7 @@ fn npy_temp_file(path: &Path, t: &Tensor) -> Result<tempfile::NamedTempFile> {
         .contiguous();
     t.write_npy(tmp.path())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    make_readable(tmp.as_file())?;
+    make_readable(tmp.path())?;
     Ok(tmp)
 }
 
