@@ -33,7 +33,7 @@ test: setup
 	$(TORCH_ENV) cargo clippy --all-targets -- -D warnings
 	@# Examples are benchmarks: clippy --all-targets checks them; linking each against libtorch
 	@# again here would only cost time.
-	$(TORCH_ENV) cargo test --lib --bins --tests
+	$(TORCH_ENV) cargo test --no-fail-fast --lib --bins --tests
 	$(TORCH_ENV) cargo test --doc
 	$(PY) scripts/run_notebooks.py --check --jobs $(NB_JOBS) $(NB_ARGS)
 	$(MAKE) test-notebook-workflow

@@ -66,6 +66,17 @@ pub trait Classifier {
     }
 }
 
+/// Seeds libtorch's process-wide generator and holds it until the guard drops. Without the
+/// lock, two threads (parallel tests, a notebook's background work) that initialise or train
+/// models at once interleave their draws, and the "seeded" weights differ from run to run.
+/// Draw your own seeded tensors under it too; do not create a model while holding it.
+pub fn seed_torch_rng(seed: i64) -> std::sync::MutexGuard<'static, ()> {
+    static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = TORCH_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(seed);
+    guard
+}
+
 /// Checks shape and kind of an input batch.
 pub fn check_batch(x: &Tensor, shape: [i64; 3]) -> Result<()> {
     let s = x.size();
@@ -548,7 +559,7 @@ impl BuiltinModel {
             "a classifier needs at least 2 classes, {data_name} has {}",
             class_names.len()
         );
-        tch::manual_seed(seed);
+        let _rng = seed_torch_rng(seed);
         let vs = nn::VarStore::new(Device::Cpu);
         let net = Cnn::new(&vs.root(), arch, class_names.len() as i64);
         let graph = net.graph()?;

@@ -190,7 +190,7 @@ pub fn train(
     cfg: &TrainConfig,
 ) -> Result<TrainReport> {
     check_config(train, cfg)?;
-    tch::manual_seed(cfg.seed);
+    let _rng = crate::model::seed_torch_rng(cfg.seed);
     run_epochs(
         model,
         train,
@@ -212,7 +212,7 @@ pub fn resume(
 ) -> Result<TrainReport> {
     check_config(train, cfg)?;
     let (opt, report) = load_checkpoint(checkpoint, model, train.len(), cfg)?;
-    tch::manual_seed(cfg.seed);
+    let _rng = crate::model::seed_torch_rng(cfg.seed);
     let n = train.len() as i64;
     for _ in 0..report.epoch_losses.len() {
         replay_epoch_draws(model, n, cfg);

@@ -136,19 +136,35 @@ fn step_rules_take_the_documented_steps() {
     assert!(diff.max().double_value(&[]) < 1e-5);
 }
 
+// Rows of a batch are independent runs. Over many steps, batch and single runs drift apart by
+// rounding: the batched kernels sum in another order, and a ReLU or max-pool tie that the
+// rounding decides changes the path (seen on CI: 0.03 after 8 normalized steps). So: one step
+// against single runs, and many steps against the same batch with the other rows replaced.
 #[test]
 fn a_batch_of_classes_equals_one_run_per_class() {
     let m = lenet();
     let shape = m.input_shape();
     for rule in [StepRule::Plain, StepRule::Normalized, StepRule::adam()] {
-        let c = cfg(8, 0.02, rule);
         let x0 = Init::noise(0.1, 0.05, 11).make(10, shape).unwrap();
-        let batch = ascend(&m, &Objective::logits(&classes()), &x0, &c).unwrap();
+        let one = cfg(1, 0.02, rule);
+        let batch = ascend(&m, &Objective::logits(&classes()), &x0, &one).unwrap();
         for k in 0..10 {
-            let x0k = x0.narrow(0, k, 1);
-            let single = ascend(&m, &Objective::logit(k), &x0k, &c).unwrap();
+            let single = ascend(&m, &Objective::logit(k), &x0.narrow(0, k, 1), &one).unwrap();
             let d = max_abs_diff(&single.images, &batch.images.narrow(0, k, 1));
-            assert!(d < 1e-4, "{rule}: class {k} differs by {d}");
+            assert!(
+                d < 1e-3,
+                "{rule}: class {k} differs by {d} after one step of 0.02"
+            );
+        }
+        let many = cfg(8, 0.02, rule);
+        let batch = ascend(&m, &Objective::logits(&classes()), &x0, &many).unwrap();
+        let others = Init::noise(0.6, 0.2, 12).make(10, shape).unwrap();
+        for k in [0, 4, 9] {
+            let mixed = others.copy();
+            mixed.narrow(0, k, 1).copy_(&x0.narrow(0, k, 1));
+            let rerun = ascend(&m, &Objective::logits(&classes()), &mixed, &many).unwrap();
+            let d = max_abs_diff(&rerun.images.narrow(0, k, 1), &batch.images.narrow(0, k, 1));
+            assert!(d < 1e-6, "{rule}: row {k} depends on the other rows ({d})");
         }
     }
 }

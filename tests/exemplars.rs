@@ -133,7 +133,7 @@ fn known_geometry() -> GraphModel {
         output: "fc".into(),
     };
     let opts = (Kind::Float, Device::Cpu);
-    tch::manual_seed(3);
+    let _rng = gradviz::model::seed_torch_rng(3);
     let pos = |s: &[i64]| Tensor::rand(s, opts) + 0.1;
     let t: HashMap<String, Tensor> = [
         ("c1.w", pos(&[2, 1, 3, 3])),

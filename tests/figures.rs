@@ -12,7 +12,7 @@ fn model() -> BuiltinModel {
 
 fn batch(n: i64) -> Dataset {
     let opts = (Kind::Float, Device::Cpu);
-    tch::manual_seed(3);
+    let _rng = gradviz::model::seed_torch_rng(3);
     Dataset {
         images: Tensor::rand([n, 1, 28, 28], opts),
         labels: Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(10),

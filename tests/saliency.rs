@@ -18,7 +18,7 @@ struct Linear {
 
 impl Linear {
     fn new(k: i64, seed: i64) -> Linear {
-        gradviz::tch::manual_seed(seed);
+        let _rng = gradviz::model::seed_torch_rng(seed);
         Linear {
             w: Tensor::randn([k, 784], (Kind::Float, Device::Cpu)),
             b: Tensor::randn([k], (Kind::Float, Device::Cpu)),
@@ -107,8 +107,10 @@ fn gradient_matches_finite_differences_on_cnn() {
     let (x, y) = mnist(3);
     // Max pooling is not differentiable where a window has tied maxima, which flat black
     // backgrounds produce everywhere; a little noise moves the images off those kinks.
-    gradviz::tch::manual_seed(3);
-    let noise = Tensor::randn(x.size(), (Kind::Float, Device::Cpu)) * 0.02;
+    let noise = {
+        let _rng = gradviz::model::seed_torch_rng(3);
+        Tensor::randn(x.size(), (Kind::Float, Device::Cpu)) * 0.02
+    };
     let x = x * 0.9 + 0.05 + noise;
     let g = Gradient::default()
         .attribute(&m, &x, &Target::labels(&y))
