@@ -112,7 +112,7 @@ impl Init {
                 Tensor::cat(&rows, 0).clamp(0.0, 1.0)
             }
             Init::Constant(v) => {
-                ensure!(v.is_finite(), "constant init must be finite, got {v}");
+                crate::model::check_float32(*v, "constant init")?;
                 Tensor::full([n, c, h, w], *v, (Kind::Float, Device::Cpu))
             }
             Init::Examples(t) => {

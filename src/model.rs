@@ -102,6 +102,16 @@ pub fn check_finite(x: &Tensor, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Fails unless `v` is finite and fits float32: libtorch refuses larger scalars for
+/// float32 tensors (`full`, `clamp`) with an error that the non-`f_` calls turn into a panic.
+pub fn check_float32(v: f64, what: &str) -> Result<()> {
+    ensure!(
+        v.is_finite() && v.abs() <= f32::MAX as f64,
+        "{what} {v:e} is not a finite float32 value"
+    );
+    Ok(())
+}
+
 /// Softmax probabilities and the arg-max class of a batch.
 #[derive(Debug)]
 pub struct Predictions {

@@ -440,12 +440,8 @@ impl Regularization {
                     b.parse()
                         .with_context(|| format!("regularizer '{key}': bad number '{b}'"))?,
                 );
-                // Bounds reach libtorch as float32 scalars: larger ones are a libtorch error.
-                let f32_max = f32::MAX as f64;
-                ensure!(
-                    a.is_finite() && b.is_finite() && a.abs() <= f32_max && b.abs() <= f32_max,
-                    "regularizer '{key}': {a}-{b} is out of the float32 range"
-                );
+                crate::model::check_float32(a, &format!("regularizer '{key}':"))?;
+                crate::model::check_float32(b, &format!("regularizer '{key}':"))?;
                 ensure!(a <= b, "regularizer '{key}': {a} > {b}");
                 Ok((a, b))
             };

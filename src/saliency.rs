@@ -370,9 +370,10 @@ impl Attribution for SmoothGrad {
     fn attribute(&self, model: &dyn Classifier, inputs: &Tensor, target: &Target) -> Result<Tensor> {
         ensure_batch(self.batch, "batch")?;
         ensure_batch(self.samples, "samples")?;
+        // Beyond ~100× the input range the image is gone and float32 overflows follow.
         ensure!(
-            self.noise.is_finite() && self.noise >= 0.0,
-            "noise must be a non-negative fraction of the input range, got {}",
+            self.noise.is_finite() && (0.0..=100.0).contains(&self.noise),
+            "noise must be a fraction of the input range in [0, 100], got {:e}",
             self.noise
         );
         let targets = prepare(model, inputs, target)?;
@@ -421,7 +422,7 @@ impl Baseline {
         Ok(match self {
             Baseline::Zeros => Tensor::zeros(size.as_slice(), opts),
             Baseline::Constant(v) => {
-                ensure!(v.is_finite(), "baseline value {v} is not finite");
+                crate::model::check_float32(*v, "baseline value")?;
                 Tensor::full(size.as_slice(), *v, opts)
             }
             Baseline::Image(b) => {

@@ -282,6 +282,11 @@ fn bad_requests_are_clear_errors() {
         e.contains("class 10 is out of range") && e.contains("0..=9"),
         "{e}"
     );
+    let e = err_of(Init::Constant(1e300).make(1, m.input_shape()));
+    assert!(
+        e.contains("constant init 1e300 is not a finite float32 value"),
+        "{e}"
+    );
     let e = err_of(ascend(&m, &Objective::logit(-1), &x0, &c));
     assert!(e.contains("class -1"), "{e}");
     let e = err_of(ascend(&m, &Objective::channel("conv9", 0), &x0, &c));

@@ -405,6 +405,12 @@ fn bad_inputs_are_errors_that_name_the_problem() {
     }
     .attribute(&m, &x, &Target::Class(0)));
     assert!(e.contains("baseline has shape"), "{e}");
+    let e = err(IntegratedGradients {
+        baseline: Baseline::Constant(-1e39),
+        ..Default::default()
+    }
+    .attribute(&m, &x, &Target::Class(0)));
+    assert!(e.contains("baseline value -1e39 is not a finite float32"), "{e}");
     let e = err(SmoothGrad {
         noise: -1.0,
         ..Default::default()
@@ -563,4 +569,24 @@ fn cli_round_trip_writes_npy_and_png() {
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("valid layers"), "{err}");
+    // an absurd σ is an error, and nothing is saved
+    std::fs::remove_file(&npy).unwrap();
+    let out = run(&[
+        "--dataset",
+        "mnist",
+        "--indices",
+        "0",
+        "--method",
+        "smoothgrad",
+        "--noise",
+        "1e300",
+        "--save-npy",
+        npy.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("[0, 100], got 1e300"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked") && !npy.exists(), "{err}");
 }

@@ -207,6 +207,9 @@ pub fn saliency(a: SaliencyArgs, record: &Provenance) -> Result<()> {
     } else {
         method.attribute(model.as_ref(), &images, &fixed)?
     };
+    // Overflowing settings (a huge SmoothGrad σ, say) give NaN maps: refuse to save them.
+    model::check_finite(&attr, "the attribution map")
+        .with_context(|| format!("{} gave non-finite values: check its settings", method.name()))?;
     eprintln!(
         "{} of {} for {n} image(s) with {}",
         method.name(),
