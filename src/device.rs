@@ -90,6 +90,18 @@ impl DeviceChoice {
     }
 }
 
+/// Fails, naming the devices that exist, unless `device` is on this machine: checked before
+/// tensors move there (tch panics on a device that is not).
+pub fn ensure_available(device: Device) -> Result<()> {
+    match device {
+        Device::Cpu => Ok(()),
+        Device::Cuda(n) => DeviceChoice::Cuda(n)
+            .resolve_among(cuda_device_count())
+            .map(|_| ()),
+        other => bail!("gradviz runs models on the CPU or a CUDA device, not on {other:?}"),
+    }
+}
+
 /// How many CUDA devices libtorch sees (0 without a GPU, driver or CUDA build).
 pub fn cuda_device_count() -> usize {
     if tch::Cuda::is_available() {

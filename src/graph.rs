@@ -546,14 +546,15 @@ impl GraphModel {
         })
     }
 
-    /// The same model with its tensors on `device`.
-    pub fn to_device(self, device: tch::Device) -> GraphModel {
+    /// The same model with its tensors on `device`; an error if it is not on this machine.
+    pub fn to_device(self, device: tch::Device) -> Result<GraphModel> {
+        crate::device::ensure_available(device)?;
         let tensors = self
             .tensors
             .into_iter()
             .map(|(k, t)| (k, t.to_device(device)))
             .collect();
-        GraphModel { tensors, ..self }
+        Ok(GraphModel { tensors, ..self })
     }
 }
 

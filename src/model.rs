@@ -614,17 +614,21 @@ impl BuiltinModel {
 
     /// Loads a model like [`BuiltinModel::load`], with its weights on `device`.
     pub fn load_on(path: impl AsRef<Path>, device: Device) -> Result<BuiltinModel> {
+        crate::device::ensure_available(device)?;
         let mut model = Self::load(path)?;
-        model.to_device(device);
+        model.to_device(device)?;
         Ok(model)
     }
 
-    /// Moves the weights to `device`. They are always made on the CPU first (seeded
-    /// initialization, loading), so a model is the same on every device.
-    pub fn to_device(&mut self, device: Device) {
+    /// Moves the weights to `device`; an error if it is not on this machine. They are
+    /// always made on the CPU first (seeded initialization, loading), so a model is the
+    /// same on every device.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        crate::device::ensure_available(device)?;
         if self.vs.device() != device {
             self.vs.set_device(device);
         }
+        Ok(())
     }
 
     /// Loads a model and fails unless it is of architecture `arch`.
@@ -947,6 +951,7 @@ impl TorchScriptModel {
         let path = path.as_ref();
         let p = path.display();
         ensure!(path.is_file(), "model file {p} does not exist");
+        crate::device::ensure_available(device)?;
         let mut module = CModule::load_on_device(path, device)
             .map_err(|e| anyhow::anyhow!("{p}: not a loadable TorchScript module: {e}"))?;
         module.set_eval();

@@ -311,6 +311,26 @@ fn a_model_loaded_on_the_cpu_gives_the_default_results() {
 }
 
 #[test]
+fn moving_to_the_cpu_keeps_graph_and_builtin_models_as_they_are() {
+    let x = data::bundled_mnist().unwrap().test.head(4).images;
+    let mut builtin = BuiltinModel::load(mnist_model()).unwrap();
+    let before = attributions(&builtin, &x);
+    let graph = gradviz::metrics::copy_as_graph(&builtin)
+        .unwrap()
+        .to_device(Device::Cpu)
+        .unwrap();
+    assert_eq!(graph.device(), Device::Cpu);
+    let diff = (graph.logits(&x).unwrap() - builtin.logits(&x).unwrap())
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(diff < 1e-5, "graph and built-in logits differ by {diff}");
+    builtin.to_device(Device::Cpu).unwrap();
+    assert_eq!(builtin.device(), Device::Cpu);
+    assert_bitwise_equal(&before, &attributions(&builtin, &x), "built-in moved to the CPU");
+}
+
+#[test]
 fn a_missing_cuda_device_is_an_error_when_loading_too() {
     if cuda_device_count() > 0 {
         let m = model::load_model_on(mnist_model(), Device::Cuda(0)).unwrap();
@@ -324,9 +344,31 @@ fn a_missing_cuda_device_is_an_error_when_loading_too() {
         assert!(diff < 1e-4, "GPU and CPU logits differ by {diff}");
         return;
     }
-    // Resolving is where a missing device is caught; the loaders then only see real ones.
-    let e = "cuda".parse::<DeviceChoice>().unwrap().resolve().unwrap_err();
-    assert!(e.to_string().contains("no CUDA device"), "{e}");
+    // An error, not a panic in tch, from every loader and mover.
+    let err = |r: anyhow::Result<()>| r.unwrap_err().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let pt = dir.path().join("m.pt");
+    let x = data::bundled_mnist().unwrap().test.head(1).images;
+    let builtin = BuiltinModel::load(mnist_model()).unwrap();
+    CModule::create_by_tracing("m", "forward", &[x], &mut |xs| {
+        vec![builtin.logits(&xs[0]).unwrap()]
+    })
+    .unwrap()
+    .save(&pt)
+    .unwrap();
+    let graph = || gradviz::metrics::copy_as_graph(&builtin).unwrap();
+    let cuda = Device::Cuda(0);
+    for e in [
+        err(model::load_model_on(mnist_model(), cuda).map(drop)),
+        err(model::load_model_on(&pt, cuda).map(drop)),
+        err(model::load_model_for_on(&pt, Some(data::DatasetName::Mnist), cuda).map(drop)),
+        err(BuiltinModel::load(mnist_model()).unwrap().to_device(cuda)),
+        err(graph().to_device(cuda).map(drop)),
+    ] {
+        assert!(e.contains("cuda:0") && e.contains("no CUDA device"), "{e}");
+    }
+    let e = err(model::load_model_on(mnist_model(), Device::Mps).map(drop));
+    assert!(e.contains("CPU or a CUDA device"), "{e}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ pub fn train(a: TrainArgs, record: &Provenance) -> Result<()> {
     };
     let mut model = BuiltinModel::for_data(arch, &splits, a.seed)?;
     model.train_subset = Some(subset);
-    model.to_device(device);
+    model.to_device(device)?;
     eprintln!(
         "training {arch} on {} {} images ({}) for {} epochs (seed {})",
         train_set.len(),
