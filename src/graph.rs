@@ -545,13 +545,24 @@ impl GraphModel {
             class_names,
         })
     }
+
+    /// The same model with its tensors on `device`; an error if it is not on this machine.
+    pub fn to_device(self, device: tch::Device) -> Result<GraphModel> {
+        crate::device::ensure_available(device)?;
+        let tensors = self
+            .tensors
+            .into_iter()
+            .map(|(k, t)| (k, t.to_device(device)))
+            .collect();
+        Ok(GraphModel { tensors, ..self })
+    }
 }
 
 impl crate::model::Classifier for GraphModel {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x)?;
-        self.graph
-            .forward(&x.to_kind(Kind::Float), &self.tensors, |_, _| {})
+        let x = crate::device::to_model_device(self, &x.to_kind(Kind::Float));
+        self.graph.forward(&x, &self.tensors, |_, _| {})
     }
 
     fn forward_with(&self, x: &Tensor, layers: &[&str]) -> Result<(Tensor, Vec<Tensor>)> {
@@ -561,15 +572,14 @@ impl crate::model::Classifier for GraphModel {
             .map(|l| self.graph.layer_output(l).map(|n| n.name.clone()))
             .collect::<Result<_>>()?;
         let mut found: Vec<Option<Tensor>> = layers.iter().map(|_| None).collect();
-        let logits = self
-            .graph
-            .forward(&x.to_kind(Kind::Float), &self.tensors, |n, y| {
-                for (slot, want) in found.iter_mut().zip(&nodes) {
-                    if *want == n.name {
-                        *slot = Some(y.shallow_clone());
-                    }
+        let x = crate::device::to_model_device(self, &x.to_kind(Kind::Float));
+        let logits = self.graph.forward(&x, &self.tensors, |n, y| {
+            for (slot, want) in found.iter_mut().zip(&nodes) {
+                if *want == n.name {
+                    *slot = Some(y.shallow_clone());
                 }
-            })?;
+            }
+        })?;
         Ok((
             logits,
             found

@@ -16,6 +16,7 @@ pub use tch;
 pub mod args;
 pub mod ascend;
 pub mod data;
+pub mod device;
 pub mod exemplars;
 pub mod figures;
 pub mod graph;
@@ -39,5 +40,5 @@ pub mod saliency;
 pub mod train;
 
 pub use data::{load as load_dataset, DatasetName};
-pub use model::{load_model, Classifier};
+pub use model::{load_model, load_model_on, Classifier};
 pub use plot::Figure;

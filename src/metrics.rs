@@ -11,6 +11,7 @@
 //!   *model* must change when the model's weights are destroyed; a method whose maps stay
 //!   the same is only an edge detector of the input.
 
+use crate::device::to_model_device;
 use crate::graph::{GraphModel, LayerGraph, Op as GraphOp};
 use crate::model::{BuiltinModel, Classifier};
 use crate::saliency::{reduce, Attribution, Reduce, Score, Target};
@@ -133,7 +134,7 @@ fn chunk_scores(
 ) -> Result<Vec<Vec<f64>>> {
     let size = x.size();
     let hw = size[2] * size[3];
-    let fill = Tensor::full(size.as_slice(), cfg.fill, (Kind::Float, Device::Cpu));
+    let fill = Tensor::full(size.as_slice(), cfg.fill, (Kind::Float, x.device()));
     let mut out = Vec::with_capacity(fractions.len());
     for f in fractions {
         let k = (f * hw as f64).round() as i64;
@@ -143,7 +144,7 @@ fn chunk_scores(
         } else {
             fill.where_self(&mask, x)
         };
-        let logits = model.logits(&xk.to_device(model.device()))?;
+        let logits = model.logits(&xk)?;
         let s = cfg.score.of(&logits, &targets.to_device(logits.device()));
         out.push(Vec::<f64>::try_from(
             &s.to_device(Device::Cpu).to_kind(Kind::Double),
@@ -181,10 +182,9 @@ fn perturbation_curve(
     for start in (0..n).step_by(cfg.batch as usize) {
         let len = cfg.batch.min(n - start);
         let pos = rank_positions(&ranking.narrow(0, start, len), &mut rng)?.view([len, 1, h, w]);
-        let x = images
-            .narrow(0, start, len)
-            .to_kind(Kind::Float)
-            .to_device(Device::Cpu);
+        // The chunk and its perturbed copies live on the model's device.
+        let pos = to_model_device(model, &pos);
+        let x = to_model_device(model, &images.narrow(0, start, len).to_kind(Kind::Float));
         let t = Tensor::from_slice(&targets[start as usize..(start + len) as usize]);
         let scores = chunk_scores(model, &x, &pos, &t, &fractions, cfg, insertion)?;
         for (all, chunk) in per_step.iter_mut().zip(scores) {
@@ -306,7 +306,7 @@ pub fn copy_model(model: &BuiltinModel) -> Result<BuiltinModel> {
         .tempfile()
         .context("cannot create a temporary model file")?;
     model.save(tmp.path())?;
-    BuiltinModel::load(tmp.path())
+    BuiltinModel::load_on(tmp.path(), model.vs.device())
 }
 
 /// The layer graph of `model`, or an error that says why there is none.

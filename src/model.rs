@@ -622,6 +622,25 @@ impl BuiltinModel {
         Self::load_checked(path.as_ref(), None)
     }
 
+    /// Loads a model like [`BuiltinModel::load`], with its weights on `device`.
+    pub fn load_on(path: impl AsRef<Path>, device: Device) -> Result<BuiltinModel> {
+        crate::device::ensure_available(device)?;
+        let mut model = Self::load(path)?;
+        model.to_device(device)?;
+        Ok(model)
+    }
+
+    /// Moves the weights to `device`; an error if it is not on this machine. They are
+    /// always made on the CPU first (seeded initialization, loading), so a model is the
+    /// same on every device.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        crate::device::ensure_available(device)?;
+        if self.vs.device() != device {
+            self.vs.set_device(device);
+        }
+        Ok(())
+    }
+
     /// Loads a model and fails unless it is of architecture `arch`.
     pub fn load_as(path: impl AsRef<Path>, arch: Arch) -> Result<BuiltinModel> {
         Self::load_checked(path.as_ref(), Some(arch))
@@ -908,6 +927,7 @@ pub struct TorchScriptModel {
     source: String,
     imported: Option<ImportedInfo>,
     graph: Option<LayerGraph>,
+    device: Device,
 }
 
 impl std::fmt::Debug for TorchScriptModel {
@@ -928,10 +948,21 @@ impl TorchScriptModel {
         input_shape: Option<[i64; 3]>,
         class_names: Option<Vec<String>>,
     ) -> Result<TorchScriptModel> {
+        Self::load_on(path, input_shape, class_names, Device::Cpu)
+    }
+
+    /// Loads like [`TorchScriptModel::load`], with the module's tensors on `device`.
+    pub fn load_on(
+        path: impl AsRef<Path>,
+        input_shape: Option<[i64; 3]>,
+        class_names: Option<Vec<String>>,
+        device: Device,
+    ) -> Result<TorchScriptModel> {
         let path = path.as_ref();
         let p = path.display();
         ensure!(path.is_file(), "model file {p} does not exist");
-        let mut module = CModule::load(path)
+        crate::device::ensure_available(device)?;
+        let mut module = CModule::load_on_device(path, device)
             .map_err(|e| anyhow::anyhow!("{p}: not a loadable TorchScript module: {e}"))?;
         module.set_eval();
         for (_, t) in module
@@ -941,7 +972,8 @@ impl TorchScriptModel {
             let _ = t.set_requires_grad(false);
         }
         if let Some(info) = imported_info(&module).with_context(|| format!("{p}"))? {
-            return Self::from_imported(module, info, p.to_string(), input_shape, class_names);
+            let source = p.to_string();
+            return Self::from_imported(module, info, source, input_shape, class_names, device);
         }
         let shapes: Vec<[i64; 3]> = match input_shape {
             Some(s) => vec![s],
@@ -949,7 +981,7 @@ impl TorchScriptModel {
         };
         let mut errors = Vec::new();
         for shape in shapes {
-            match probe_classes(&module, shape) {
+            match probe_classes(&module, shape, device) {
                 Ok(k) => {
                     let class_names = class_names.unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect());
                     ensure!(
@@ -964,6 +996,7 @@ impl TorchScriptModel {
                         source: p.to_string(),
                         imported: None,
                         graph: None,
+                        device,
                     });
                 }
                 Err(e) => errors.push(e),
@@ -981,6 +1014,7 @@ impl TorchScriptModel {
         source: String,
         input_shape: Option<[i64; 3]>,
         class_names: Option<Vec<String>>,
+        device: Device,
     ) -> Result<TorchScriptModel> {
         let [c, h, w] = info.input_shape;
         if let Some(s) = input_shape {
@@ -992,7 +1026,8 @@ impl TorchScriptModel {
                 s[2]
             );
         }
-        let k = probe_classes(&module, info.input_shape).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+        let k =
+            probe_classes(&module, info.input_shape, device).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
         let class_names = class_names.unwrap_or_else(|| info.class_names.clone());
         ensure!(
             class_names.len() as i64 == k,
@@ -1007,6 +1042,7 @@ impl TorchScriptModel {
             source,
             imported: Some(info),
             graph,
+            device,
         })
     }
 
@@ -1116,9 +1152,9 @@ impl ImportedInfo {
     }
 }
 
-/// The number of classes the module outputs for inputs of `shape`.
-fn probe_classes(module: &CModule, shape: [i64; 3]) -> std::result::Result<i64, String> {
-    let probe = Tensor::zeros([2, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu));
+/// The number of classes the module (on `device`) outputs for inputs of `shape`.
+fn probe_classes(module: &CModule, shape: [i64; 3], device: Device) -> std::result::Result<i64, String> {
+    let probe = Tensor::zeros([2, shape[0], shape[1], shape[2]], (Kind::Float, device));
     match tch::no_grad(|| module.forward_ts(&[probe])) {
         Ok(out) if out.dim() == 2 && out.size()[0] == 2 => Ok(out.size()[1]),
         Ok(out) => Err(format!(
@@ -1137,7 +1173,7 @@ impl Classifier for TorchScriptModel {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x)?;
         self.module
-            .forward_ts(&[x.to_kind(Kind::Float)])
+            .forward_ts(&[x.to_kind(Kind::Float).to_device(self.device)])
             .map_err(|e| anyhow::anyhow!("TorchScript forward failed: {}", first_line(&e.to_string())))
     }
 
@@ -1165,7 +1201,7 @@ impl Classifier for TorchScriptModel {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.forward_with_indices(&x.to_kind(Kind::Float), indices)
+        self.forward_with_indices(&x.to_kind(Kind::Float).to_device(self.device), indices)
     }
 
     fn layer_names(&self) -> Vec<String> {
@@ -1184,7 +1220,7 @@ impl Classifier for TorchScriptModel {
     }
 
     fn device(&self) -> Device {
-        Device::Cpu
+        self.device
     }
 
     fn parameters(&self) -> Vec<Tensor> {
@@ -1236,25 +1272,41 @@ impl Classifier for TorchScriptModel {
 /// Like [`load_model`], but a TorchScript file is taken to be a classifier for `dataset`:
 /// its input shape and class names come from the data set instead of probing.
 pub fn load_model_for(path: impl AsRef<Path>, dataset: Option<DatasetName>) -> Result<Box<dyn Classifier>> {
+    load_model_for_on(path, dataset, Device::Cpu)
+}
+
+/// [`load_model_for`] with the model on `device` (see [`crate::device::DeviceChoice`]).
+pub fn load_model_for_on(
+    path: impl AsRef<Path>,
+    dataset: Option<DatasetName>,
+    device: Device,
+) -> Result<Box<dyn Classifier>> {
     let path = path.as_ref();
     match dataset {
         Some(d) if path.extension().is_none_or(|e| e != "safetensors") => Ok(Box::new(
-            TorchScriptModel::load(path, Some(d.input_shape()), Some(d.class_names()))?,
+            TorchScriptModel::load_on(path, Some(d.input_shape()), Some(d.class_names()), device)?,
         )),
-        _ => load_model(path),
+        _ => load_model_on(path, device),
     }
 }
 
-/// Loads any model gradviz understands: gradviz safetensors (`.safetensors`) or
-/// TorchScript (anything else, typically `.pt`).
+/// Loads any model gradviz understands on the CPU: gradviz safetensors (`.safetensors`)
+/// or TorchScript (anything else, typically `.pt`).
 pub fn load_model(path: impl AsRef<Path>) -> Result<Box<dyn Classifier>> {
+    load_model_on(path, Device::Cpu)
+}
+
+/// [`load_model`] with the model on `device`, e.g.
+/// `load_model_on(path, DeviceChoice::Auto.resolve()?)`: every analysis of it then
+/// computes there.
+pub fn load_model_on(path: impl AsRef<Path>, device: Device) -> Result<Box<dyn Classifier>> {
     let path = path.as_ref();
     ensure!(path.is_file(), "model file {} does not exist", path.display());
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     if is_safetensors {
-        Ok(Box::new(BuiltinModel::load(path)?))
+        Ok(Box::new(BuiltinModel::load_on(path, device)?))
     } else {
-        Ok(Box::new(TorchScriptModel::load(path, None, None)?))
+        Ok(Box::new(TorchScriptModel::load_on(path, None, None, device)?))
     }
 }
 

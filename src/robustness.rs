@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::device::to_model_device;
 use crate::metrics::spearman;
 use crate::model::check_finite;
 use crate::model::Classifier;
@@ -141,7 +142,7 @@ impl MaxSensitivity {
         model.check_input(inputs)?;
         check_finite(inputs, "the input batch")?;
         let classes = target.resolve(model, inputs)?;
-        let x = inputs.to_kind(Kind::Float).to_device(Device::Cpu);
+        let x = to_model_device(model, &inputs.to_kind(Kind::Float));
         let base = rows(&method.attribute(model, &x, &Target::Classes(classes.clone()))?)?;
         let n = x.size()[0];
         let per_image: i64 = x.size()[1..].iter().product();
@@ -157,8 +158,10 @@ impl MaxSensitivity {
                 .collect();
             let mut shape = x.size();
             shape[0] = len;
-            let perturbed = x.index_select(0, &Tensor::from_slice(&img))
-                + Tensor::from_slice(&noise).view(shape.as_slice());
+            // Drawn on the CPU (the same numbers on every device), added on the model's.
+            let img_t = Tensor::from_slice(&img).to_device(x.device());
+            let noise_t = Tensor::from_slice(&noise).to_device(x.device());
+            let perturbed = x.index_select(0, &img_t) + noise_t.view(shape.as_slice());
             let t: Vec<i64> = img.iter().map(|&i| classes[i as usize]).collect();
             let maps = rows(&method.attribute(model, &perturbed, &Target::Classes(t))?)?;
             for (&i, m) in img.iter().zip(&maps) {

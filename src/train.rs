@@ -111,7 +111,7 @@ impl Adam {
                 let _ = m.g_mul_scalar_(self.beta1);
                 m.copy_(&fused_multiply_add(
                     &g,
-                    &Tensor::from((1.0 - self.beta1) as f32),
+                    &Tensor::from((1.0 - self.beta1) as f32).to_device(g.device()),
                     m,
                 ));
                 let _ = v.g_mul_scalar_(self.beta2);
@@ -213,9 +213,8 @@ pub fn resume(
     check_config(train, cfg)?;
     let (opt, report) = load_checkpoint(checkpoint, model, train.len(), cfg)?;
     let _rng = crate::model::seed_torch_rng(cfg.seed);
-    let n = train.len() as i64;
     for _ in 0..report.epoch_losses.len() {
-        replay_epoch_draws(model, n, cfg);
+        replay_epoch_draws(model, train, cfg);
     }
     run_epochs(model, train, val, cfg, opt, report)
 }
@@ -285,7 +284,10 @@ fn run_epoch(
     progress: &Progress,
 ) -> Result<f64> {
     let n = train.len() as i64;
+    // The shuffle and the augmentation are drawn where the data lives (the CPU), so they
+    // are the same on every device; each batch then moves to the model's device.
     let perm = Tensor::randperm(n, (Kind::Int64, train.images.device()));
+    let device = model.vs.device();
     let mut total = 0.0;
     let mut count = 0;
     for (s, len) in batches(n, cfg.batch_size) {
@@ -294,7 +296,8 @@ fn run_epoch(
         if cfg.augment {
             x = augment(&x);
         }
-        let y = train.labels.index_select(0, &idx);
+        let x = x.to_device(device);
+        let y = train.labels.index_select(0, &idx).to_device(device);
         for p in params.values() {
             let mut g = p.grad();
             if g.defined() {
@@ -317,12 +320,13 @@ fn run_epoch(
 /// Draws from libtorch's generator what one epoch of [`run_epoch`] draws, in the same
 /// order and shapes: the permutation, then per batch the augmentation and the dropout
 /// masks.
-fn replay_epoch_draws(model: &BuiltinModel, n: i64, cfg: &TrainConfig) {
-    let device = model.vs.device();
-    let _ = Tensor::randperm(n, (Kind::Int64, device));
+fn replay_epoch_draws(model: &BuiltinModel, train: &Dataset, cfg: &TrainConfig) {
+    let data_device = train.images.device();
+    let n = train.len() as i64;
+    let _ = Tensor::randperm(n, (Kind::Int64, data_device));
     for (_, len) in batches(n, cfg.batch_size) {
         if cfg.augment {
-            let _ = augment_draws(len, device);
+            let _ = augment_draws(len, data_device);
         }
         model.net.draw_dropout_masks(len);
     }
@@ -447,7 +451,7 @@ fn load_checkpoint(
         );
         let t = Tensor::f_from_data_size(view.data(), &shape, Kind::Float)?;
         crate::model::check_finite(&t, &format!("{p}: tensor '{name}'"))?;
-        Ok(t)
+        Ok(t.to_device(like.device()))
     };
     let vars = model.vs.variables();
     tch::no_grad(|| -> Result<()> {

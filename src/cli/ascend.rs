@@ -5,7 +5,7 @@ use clap::Args;
 use gradviz::args::parse_list;
 use gradviz::ascend::{ascend as run_ascend, AscendConfig, Init, StepRule};
 use gradviz::data::DatasetName;
-use gradviz::model::load_model;
+use gradviz::model::load_model_on;
 use gradviz::objective::Objective;
 use gradviz::plot::ascend::snapshot_strip;
 use gradviz::preprocess::Preprocess;
@@ -76,6 +76,8 @@ pub struct AscendArgs {
     /// Save a snapshot strip (rows = targets, columns = steps) as PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
+    #[command(flatten)]
+    device: super::device::DeviceArg,
 }
 
 pub(crate) fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {
@@ -85,7 +87,9 @@ pub(crate) fn dataset_of(model_path: &std::path::Path) -> Option<DatasetName> {
 }
 
 pub fn ascend(a: AscendArgs, record: &Provenance) -> Result<()> {
-    let model = load_model(&a.model)?;
+    let (device, record) = a.device.resolve_recorded(record)?;
+    let record = &record;
+    let model = load_model_on(&a.model, device)?;
     let (objective, targets, labels): (Objective, Vec<i64>, Vec<String>) = match &a.layer {
         Some(layer) => {
             ensure!(a.classes.is_none(), "give either --classes or --layer, not both");

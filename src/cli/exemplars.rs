@@ -64,6 +64,8 @@ pub struct ExemplarsArgs {
     /// Save the exemplars' indices, labels, activations and crops as JSON.
     #[arg(long)]
     save_json: Option<PathBuf>,
+    #[command(flatten)]
+    device: super::device::DeviceArg,
 }
 
 /// `centre` or `Y,X`.
@@ -126,7 +128,9 @@ pub fn exemplars(a: ExemplarsArgs, record: &Provenance) -> Result<()> {
             a.model.display()
         ),
     };
-    let model = model::load_model_for(&a.model, Some(name))?;
+    let (device, record) = a.device.resolve_recorded(record)?;
+    let record = &record;
+    let model = model::load_model_for_on(&a.model, Some(name), device)?;
     let splits = data::load(name, a.data.as_deref())?;
     let (split, data) = if a.train {
         ("train", splits.train)

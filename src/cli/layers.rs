@@ -14,17 +14,21 @@ pub struct LayersArgs {
     /// Take a plain TorchScript file to be a model for this data set (mnist, fashion-mnist, cifar10).
     #[arg(long)]
     dataset: Option<DatasetName>,
+    #[command(flatten)]
+    device: super::device::DeviceArg,
 }
 
 pub fn layers(a: LayersArgs) -> Result<()> {
+    let device = a.device.resolve()?;
     if a.model.extension().is_some_and(|e| e == "safetensors") {
-        let m = BuiltinModel::load(&a.model)?;
+        let m = BuiltinModel::load_on(&a.model, device)?;
         return print_layers(&m, None);
     }
-    let m = TorchScriptModel::load(
+    let m = TorchScriptModel::load_on(
         &a.model,
         a.dataset.map(|d| d.input_shape()),
         a.dataset.map(|d| d.class_names()),
+        device,
     )?;
     print_layers(&m, m.layers_missing_reason())
 }

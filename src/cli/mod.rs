@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod ascend;
+pub mod device;
 pub mod exemplars;
 pub mod import;
 pub mod info;

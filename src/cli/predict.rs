@@ -2,7 +2,7 @@
 
 use anyhow::{ensure, Result};
 use clap::Args;
-use gradviz::model::{self, load_model};
+use gradviz::model::{self, load_model_on};
 use gradviz::preprocess::Preprocess;
 use std::path::PathBuf;
 
@@ -25,12 +25,14 @@ pub struct PredictArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 256)]
     batch: i64,
+    #[command(flatten)]
+    device: super::device::DeviceArg,
 }
 
 /// Prints `PATH<TAB>CLASS<TAB>PROBABILITY[<TAB>CLASS (P)…]` per image, after every image
 /// has been loaded and classified.
 pub fn predict(a: PredictArgs) -> Result<()> {
-    let model = load_model(&a.model)?;
+    let model = load_model_on(&a.model, a.device.resolve()?)?;
     let k = a.top.unwrap_or(0);
     ensure!(
         (0..=model.num_classes()).contains(&k) && a.top != Some(0),

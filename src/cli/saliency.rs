@@ -104,10 +104,14 @@ pub struct SaliencyArgs {
     /// Plot the positive and negative parts separately too.
     #[arg(long)]
     split_signs: bool,
+    #[command(flatten)]
+    device: super::device::DeviceArg,
 }
 
 pub fn saliency(a: SaliencyArgs, record: &Provenance) -> Result<()> {
-    let model = model::load_model_for(&a.model, a.dataset)?;
+    let (device, record) = a.device.resolve_recorded(record)?;
+    let record = &record;
+    let model = model::load_model_for_on(&a.model, a.dataset, device)?;
     let (images, labels): (Tensor, Option<Tensor>) = match (&a.input, a.dataset) {
         (inputs, _) if !inputs.is_empty() => (
             super::inputs::load(model.as_ref(), inputs, a.preprocess)?.images,

@@ -49,6 +49,8 @@ pub struct TrainArgs {
     /// Stop after this many epochs, keeping the checkpoint for a later --resume.
     #[arg(long)]
     stop_after: Option<usize>,
+    #[command(flatten)]
+    device: super::device::DeviceArg,
 }
 
 /// `models/x.safetensors` → `models/x.checkpoint.safetensors`.
@@ -84,6 +86,8 @@ pub fn fit_to(splits: data::Splits, model: &dyn Classifier) -> Result<data::Spli
 }
 
 pub fn train(a: TrainArgs, record: &Provenance) -> Result<()> {
+    let (device, record) = a.device.resolve_recorded(record)?;
+    let record = &record;
     let splits = load_data(a.dataset, a.data.as_deref())?;
     let subset = a.half.unwrap_or(TrainSubset::All);
     anyhow::ensure!(
@@ -97,6 +101,7 @@ pub fn train(a: TrainArgs, record: &Provenance) -> Result<()> {
     };
     let mut model = BuiltinModel::for_data(arch, &splits, a.seed)?;
     model.train_subset = Some(subset);
+    model.to_device(device)?;
     eprintln!(
         "training {arch} on {} {} images ({}) for {} epochs (seed {})",
         train_set.len(),
@@ -166,11 +171,13 @@ pub struct EvalArgs {
     /// The data in any format (see `gradviz train --help`); its test split is evaluated.
     #[arg(long)]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    device: super::device::DeviceArg,
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let splits = load_data(a.dataset, a.data.as_deref())?;
-    let model = model::load_model_for(&a.model, splits.known)?;
+    let model = model::load_model_for_on(&a.model, splits.known, a.device.resolve()?)?;
     let splits = fit_to(splits, model.as_ref())?;
     let acc = model::accuracy(model.as_ref(), &splits.test.images, &splits.test.labels)?;
     println!("model: {}", model.describe());
