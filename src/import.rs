@@ -170,6 +170,9 @@ fn run_exporter(src: &str, out: &Path, report: &Path, package: &Path, opts: &Imp
         .args(exporter_args(src, out, report, opts)?)
         .env("PYTHONPATH", pythonpath)
         .env("KERAS_BACKEND", "torch")
+        // Fixed string hashing: TorchScript lists a module's constants in `set` order, and
+        // the written file must be the same on every run.
+        .env("PYTHONHASHSEED", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

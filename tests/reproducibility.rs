@@ -1,7 +1,8 @@
 //! Same inputs, seed and thread count → byte-identical output files, for every subcommand
 //! that uses randomness: `train` (shuffling, augmentation, dropout), `saliency`
 //! (SmoothGrad's noise; IG for completeness) and `ascend` (noise starts, jitter, scale,
-//! rotation). Each test runs the command line twice and compares the files' bytes.
+//! rotation), and for `import` (whose Python exporter writes a zip archive). Each test runs
+//! the command line twice and compares the files' bytes.
 
 mod common;
 
@@ -87,4 +88,54 @@ fn ascend_reruns_with_noise_and_random_transforms_write_identical_files() {
             s(&d.join("x.png"))
         ))
     });
+}
+
+/// Imports `src` (with `extra` options) twice, into differently named files in two
+/// directories, and asserts that both files have the same bytes and name no local path
+/// (the exporter's temporary directory, the venv's torch, the repository).
+fn assert_imports_identical(src: &str, extra: &[&str]) {
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (d1.path().join("first.pt"), d2.path().join("second_name.pt"));
+    for out in [&a, &b] {
+        let mut args = vec!["import", src, "--out", s(out)];
+        args.extend(extra);
+        gradviz(&args, 2);
+    }
+    let (a, b) = (bytes(&a), bytes(&b));
+    assert!(a == b, "importing {src} twice gave different bytes");
+    for local in [repo(), std::env::temp_dir()] {
+        let local = format!("{}/", local.display());
+        let leaked = a.windows(local.len()).any(|w| w == local.as_bytes());
+        assert!(!leaked, "the file imported from {src} contains the path {local}");
+    }
+}
+
+#[test]
+fn keras_imports_write_identical_files() {
+    assert_imports_identical(
+        &repo().join("models/keras_mnist_cnn.keras").display().to_string(),
+        &[],
+    );
+    let h5 = repo().join("tests/fixtures/keras/tf2_15_sequential.h5");
+    assert_imports_identical(&h5.display().to_string(), &[]);
+}
+
+#[test]
+fn pytorch_class_and_torchscript_imports_write_identical_files() {
+    let class = format!("{}:SkipCNN", repo().join("models/torch_skip_cnn.py").display());
+    let weights = repo().join("models/torch_skip_cnn.pth").display().to_string();
+    assert_imports_identical(&class, &["--weights", &weights, "--dataset", "mnist"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ts = dir.path().join("mnist_cnn.pt");
+    let export = std::process::Command::new(gradviz::import::python_interpreter(None))
+        .arg(repo().join("scripts/export_torchscript.py"))
+        .args([Path::new(&model()), &ts])
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    assert_imports_identical(s(&ts), &["--dataset", "mnist"]);
 }

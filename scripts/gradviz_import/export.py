@@ -10,6 +10,7 @@ BatchNorm running statistics are re-registered as non-trainable parameters, so t
 tensor the LayerGraph names is a parameter (tch's `CModule::named_parameters` sees no buffers).
 """
 import copy
+import io
 import json
 import operator
 import os
@@ -375,6 +376,37 @@ def export(module, dst, *, source, input_shape=None, class_names=None, layers=No
                                   "layers_missing_reason")}
 
 
+# Records that torch's archive writer adds by itself when it finishes a file.
+WRITER_RECORDS = {"version", "byteorder", ".data/version", ".data/serialization_id"}
+
+
+def archive_bytes(scripted):
+    """The TorchScript file of `scripted`, as bytes that depend on the model alone.
+
+    `torch.jit.save` to a file names the archive's top folder after the file (a temporary
+    name here); to a buffer it names it `archive/`. It also writes, next to each code file,
+    a `.debug_pkl` with the absolute paths of the Python files the code was compiled from (the
+    exporter's temporary package directory, the venv's torch): these are dropped by copying
+    the other records, in order, with torch's own archive writer (same layout, tensors
+    aligned as torch aligns them). Loading does not need them; TorchScript errors then point
+    into the archive's `code/` files. `.data/serialization_id` is torch's hash of the record
+    names and contents, so it is deterministic too. (The order of `Final` constants in
+    `code/` follows Python's string hashing: the exporter runs with PYTHONHASHSEED=0.)"""
+    saved = io.BytesIO()
+    torch.jit.save(scripted, saved)
+    reader = torch._C.PyTorchFileReader(io.BytesIO(saved.getvalue()))
+    out = io.BytesIO()
+    writer = torch._C.PyTorchFileWriter(out)
+    writer.set_min_version(int(reader.get_record("version")))
+    for name in reader.get_all_records():
+        if name in WRITER_RECORDS or name.endswith(".debug_pkl"):
+            continue
+        data = reader.get_record(name)
+        writer.write_record(name, data, len(data))
+    writer.write_end_of_file()
+    return out.getvalue()
+
+
 def save_checked(scripted, dst, reference, shape, stripped):
     """Saves through a temporary file that plain torch.jit.load must read back to the same
     logits before it replaces `dst`; a failure leaves nothing behind."""
@@ -382,7 +414,8 @@ def save_checked(scripted, dst, reference, shape, stripped):
     fd, tmp = tempfile.mkstemp(suffix=".pt", dir=d)
     os.close(fd)
     try:
-        scripted.save(tmp)
+        with open(tmp, "wb") as f:
+            f.write(archive_bytes(scripted))
         loaded = torch.jit.load(tmp, map_location="cpu")
         diff, scale, _ = reference_check(loaded, reference, shape, stripped)
         if not diff <= 1e-4 * max(1.0, scale):
