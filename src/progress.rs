@@ -129,7 +129,9 @@ impl Progress {
             }
             Output::Log => {
                 if done.is_multiple_of(self.every) || done == self.total {
-                    eprintln!("{} {done}/{} {}", self.label, self.total, msg());
+                    let msg = msg();
+                    let sep = if msg.is_empty() { "" } else { " " };
+                    eprintln!("{} {done}/{}{sep}{msg}", self.label, self.total);
                 }
             }
             Output::Notebook => {

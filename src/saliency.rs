@@ -173,6 +173,17 @@ fn ensure_batch(batch: i64, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Progress over the chunks of a long attribution (a command-line run on thousands of images);
+/// runs of fewer than 64 chunks, as in the notebooks, stay silent.
+fn chunk_progress(label: &str, rows: i64, size: i64) -> crate::progress::Progress {
+    let total = (rows + size.max(1) - 1) / size.max(1);
+    if total >= 64 {
+        crate::progress::Progress::new(label, total as u64)
+    } else {
+        crate::progress::Progress::hidden()
+    }
+}
+
 /// `(start, len)` chunks covering `0..n`.
 pub(crate) fn chunks(n: i64, size: i64) -> impl Iterator<Item = (i64, i64)> {
     (0..n)
@@ -385,7 +396,8 @@ impl Attribution for SmoothGrad {
         let mut acc = x.zeros_like();
         let mut rng = StdRng::seed_from_u64(self.seed);
         let rows = n * self.samples;
-        for (s, len) in chunks(rows, self.batch) {
+        let progress = chunk_progress("SmoothGrad", rows, self.batch);
+        for (k, (s, len)) in chunks(rows, self.batch).enumerate() {
             let idx_v: Vec<i64> = (s..s + len).map(|r| r / self.samples).collect();
             let idx = Tensor::from_slice(&idx_v).to_device(x.device());
             let eps = Tensor::from_slice(&normal_noise(&mut rng, (len * per_image) as usize))
@@ -398,7 +410,9 @@ impl Attribution for SmoothGrad {
             let t: Vec<i64> = idx_v.iter().map(|&i| targets[i as usize]).collect();
             let (g, _) = score_grad(model, &noisy, &Tensor::from_slice(&t), self.score)?;
             let _ = acc.index_add_(0, &idx, &g.to_device(x.device()));
+            progress.update(k as u64 + 1, String::new);
         }
+        progress.finish();
         Ok(acc / self.samples as f64)
     }
 }
@@ -589,7 +603,8 @@ impl IntegratedGradients {
         let (alphas, weights) = self.rule.points(self.steps);
         let m = alphas.len() as i64;
         let mut acc = x.zeros_like();
-        for (s, len) in chunks(n * m, self.internal_batch) {
+        let progress = chunk_progress("integrated gradients", n * m, self.internal_batch);
+        for (k, (s, len)) in chunks(n * m, self.internal_batch).enumerate() {
             let rows: Vec<i64> = (s..s + len).collect();
             let img: Vec<i64> = rows.iter().map(|r| r / m).collect();
             let a: Vec<f32> = rows.iter().map(|r| alphas[(r % m) as usize] as f32).collect();
@@ -602,7 +617,9 @@ impl IntegratedGradients {
             let path = base.index_select(0, &idx) + diff.index_select(0, &idx) * a;
             let (g, _) = score_grad(model, &path, &Tensor::from_slice(&t), self.score)?;
             let _ = acc.index_add_(0, &idx, &(g.to_device(x.device()) * w));
+            progress.update(k as u64 + 1, String::new);
         }
+        progress.finish();
         Ok((acc * &diff, targets, x, base))
     }
 }

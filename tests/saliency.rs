@@ -548,6 +548,25 @@ fn cli_round_trip_writes_npy_and_png() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("completeness"));
+    // a long run (80 chunks) reports progress; the short one above did not
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("integrated gradients 1/"));
+    let out = run(&[
+        "--dataset",
+        "mnist",
+        "--indices",
+        "0..20",
+        "--method",
+        "integrated-gradients",
+        "--steps",
+        "64",
+        "--batch",
+        "16",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("integrated gradients 80/80\n"),
+        "{err}"
+    );
     assert_eq!(Tensor::read_npy(&npy).unwrap().size(), [2, 1, 28, 28]);
     // errors are messages, not panics
     let out = run(&["--input", input.to_str().unwrap(), "--targets", "label"]);
