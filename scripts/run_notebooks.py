@@ -411,9 +411,10 @@ def combined_notebook(executed: list[tuple[str, object]]):
     out.cells.append(nbformat.v4.new_markdown_cell(
         "\n".join(head) + '\n<div class="gv-summary">\n\n' + summary_markdown(executed)
         + "\n\n</div>\n\n" + "\n".join(toc)))
-    for name, nb in executed:
-        header = (f'<div style="page-break-before: always"></div>\n'
-                  f'<a id="nb-{name}"></a>\n\n*Notebook `{name}.ipynb`*')
+    for k, (name, nb) in enumerate(executed):
+        # the summary has a page of its own; the notebooks follow on without blank page ends
+        brk = '<div style="page-break-before: always"></div>\n' if k == 0 else ""
+        header = f'{brk}<a id="nb-{name}"></a>\n\n*Notebook `{name}.ipynb`*'
         out.cells.append(nbformat.v4.new_markdown_cell(header))
         for i, c in enumerate(nb.cells):
             c = copy.deepcopy(c)
@@ -522,6 +523,10 @@ REPORT_CSS = """
   /* a figure taller than a page would be sliced across two: shrink it to one */
   .jp-RenderedImage img { max-height: 255mm; width: auto; object-fit: contain; }
   h1, h2, h3 { break-after: avoid; }
+  .jp-RenderedHTMLCommon h1 { font-size: 1.55em; margin: 0.3em 0 0.3em 0; }
+  .jp-RenderedHTMLCommon h2 { font-size: 1.3em; margin: 0.7em 0 0.25em 0; }
+  .jp-RenderedHTMLCommon h3 { font-size: 1.1em; margin: 0.5em 0 0.2em 0; }
+  .jp-OutputArea-child, .jp-OutputArea-output { margin: 0 !important; }
   .celltag_report\:html-only { display: none !important; }
   .celltag_report\:fold-code .jp-Cell-inputWrapper, .celltag_report\:fold-code .jp-InputArea {
     display: none !important; }
