@@ -515,7 +515,8 @@ REPORT_CSS = """
 @media print {
   .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
   .jp-Cell { padding: 2px 0 !important; }
-  :root { --jp-content-font-size1: 9pt !important; --jp-code-font-size: 7pt !important; }
+  :root { --jp-content-font-size1: 9pt !important; --jp-code-font-size: 7pt !important;
+    --jp-content-line-height: 1.4 !important; }
   .jp-InputArea-editor pre, .highlight pre { font-size: 7pt; line-height: 1.18; }
   .jp-InputArea-editor, .jp-OutputArea-output pre { padding: 1px 4px !important; }
   .jp-RenderedHTMLCommon p, .jp-RenderedHTMLCommon li { margin-top: 0.2em; margin-bottom: 0.35em; }
