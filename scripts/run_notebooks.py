@@ -534,6 +534,8 @@ REPORT_CSS = """
   .gv-folded { display: block !important; font-size: 7pt; color: #666; font-style: italic;
     margin: 0 !important; }
   .celltag_report\:note { padding: 0 !important; }
+  pre.gv-claims { font-size: 7pt !important; font-style: normal; line-height: 1.2;
+    margin: 0 0 2px 10px !important; padding: 0 !important; background: none !important; }
 }
 .gv-folded { display: none; }
 </style>
