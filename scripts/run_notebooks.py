@@ -38,6 +38,20 @@ that the summary lists every answer cell.
     .venv/bin/python scripts/run_notebooks.py --from-executed target/notebook-check/executed
 
 re-exports the HTML/PDF from already executed notebooks (no kernel), e.g. to check the layout.
+
+Print layout (cell tags)
+------------------------
+The PDF keeps to PDF_MAX_PAGES pages with two cell tags (Jupyter's cell tags, metadata "tags");
+the HTML report shows everything:
+
+    report:fold-code   the PDF shows the cell's output but not its code, in its place one line
+                       naming the notebook and cell where the code is
+    report:html-only   the PDF leaves the cell out (code and output); e.g. a full table or a
+                       figure of every unit beside a printed selection
+
+The note of a folded cell lists the conditions of the cell's `claim!` statements, so that what
+each printed check (✔ and its message) tested stays in print. A cell with a `claim!` and an answer cell
+are never `report:html-only` (tests/notebooks/test_report.py checks this).
 """
 
 from __future__ import annotations
@@ -93,6 +107,11 @@ QUESTIONS: list[tuple[str, str]] = [
 ]
 
 ANSWER_RE = re.compile(r"^\s*\*\*Answer \(([A-Za-z0-9]+)\):\*\*")
+
+# See "Print layout" above.
+FOLD_CODE = "report:fold-code"
+HTML_ONLY = "report:html-only"
+PDF_MAX_PAGES = 30
 
 
 def say(msg: str) -> None:
@@ -392,9 +411,10 @@ def combined_notebook(executed: list[tuple[str, object]]):
     out.cells.append(nbformat.v4.new_markdown_cell(
         "\n".join(head) + '\n<div class="gv-summary">\n\n' + summary_markdown(executed)
         + "\n\n</div>\n\n" + "\n".join(toc)))
-    for name, nb in executed:
-        header = (f'<div style="page-break-before: always"></div>\n'
-                  f'<a id="nb-{name}"></a>\n\n*Notebook `{name}.ipynb`*')
+    for k, (name, nb) in enumerate(executed):
+        # the summary has a page of its own; the notebooks follow on without blank page ends
+        brk = '<div style="page-break-before: always"></div>\n' if k == 0 else ""
+        header = f'{brk}<a id="nb-{name}"></a>\n\n*Notebook `{name}.ipynb`*'
         out.cells.append(nbformat.v4.new_markdown_cell(header))
         for i, c in enumerate(nb.cells):
             c = copy.deepcopy(c)
@@ -402,36 +422,122 @@ def combined_notebook(executed: list[tuple[str, object]]):
                 c["id"] = f"{name}-{c['id']}"[:64]
             if c.cell_type == "markdown" and ANSWER_RE.match(c.source):
                 c.source = f'<a id="{answer_anchor(name, i)}"></a>\n\n' + c.source
-            out.cells.append(c)
+            note = folded_note(name, nb, i)
+            if note:
+                out.cells.append(note)
+            out.cells.append(without_progress(c))
     return out
 
 
-# Print layout: A4; code wraps at spaces (long tokens anywhere) instead of being cut at the
-# margin; printed tables (cell output) and markdown tables wrap only between words, never
-# inside a number; prompts are dropped in print to give the page's width to the content;
-# figures shrink to the width; the summary is set a little smaller to fit one page.
+# An intermediate progress report of gradviz::progress (`label: 3/10 (30%) after 4.0 s, about
+# 9.3 s left`); the closing line (`label: 10/10 in 13.1 s`) stays in the report.
+PROGRESS_RE = re.compile(r"^[^\n]*: \d+/\d+ \(\d+%\) after [^\n]*$\n?", re.M)
+
+
+def without_progress(cell):
+    """`cell` (a copy) without the intermediate progress lines in its text outputs."""
+    if cell.cell_type != "code":
+        return cell
+    for out in cell.outputs:
+        if out.get("output_type") == "stream":
+            out["text"] = PROGRESS_RE.sub("", out.get("text", ""))
+    cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream" or o.get("text")]
+    return cell
+
+
+def print_tags(cell) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", [])) & {FOLD_CODE, HTML_ONLY}
+
+
+def folded_note(name: str, nb, index: int):
+    """The print-only text that stands in for the code of a `report:fold-code` cell (where the
+    code is, and the `claim!` statements it checks), or None."""
+    c = nb.cells[index]
+    if c.cell_type != "code" or FOLD_CODE not in print_tags(c) or HTML_ONLY in print_tags(c):
+        return None
+    number = sum(1 for x in nb.cells[: index + 1] if x.cell_type == "code")
+    lines = len(c.source.strip().splitlines())
+    text = (f'<div class="gv-folded">code cell {number} of <code>{name}.ipynb</code> '
+            f"({lines} lines: <code>{html.escape(first_line(c.source, 60))}</code>) "
+            "is in the HTML report and the notebook")
+    checks = claim_conditions(c.source)
+    if checks:
+        text += "; the conditions of its checks, in order:</div>\n" + '<pre class="gv-folded gv-claims">' \
+            + html.escape("\n".join(f"claim!({k}, …)" for k in checks)) + "</pre>"
+    else:
+        text += "</div>"
+    note = nbformat.v4.new_markdown_cell(text)
+    note.metadata["tags"] = ["report:note"]
+    return note
+
+
+def claim_conditions(source: str) -> list[str]:
+    """The condition (first argument) of every `claim!(…)` in Rust `source`, in order, on one
+    line each (string literals are skipped when matching brackets and commas)."""
+    found = []
+    for m in re.finditer(r"\bclaim!\(", source):
+        depth, i, end = 1, m.end(), None
+        while i < len(source) and end is None:
+            ch = source[i]
+            if ch == '"':
+                i += 1
+                while i < len(source) and source[i] != '"':
+                    i += 2 if source[i] == "\\" else 1
+            elif ch in "([{":
+                depth += 1
+            elif ch in ")]}" or (ch == "," and depth == 1):
+                depth -= ch != ","
+                if depth == 0 or ch == ",":
+                    end = i
+            i += 1
+        if end is not None:
+            found.append(" ".join(source[m.end():end].split()))
+    return found
+
+
+# Print layout: A4, text 9 pt, code and printed output 7 pt; code wraps at spaces (long tokens
+# anywhere) instead of being cut at the margin; printed tables (cell output) and markdown tables
+# wrap only between words, never inside a number; prompts are dropped in print to give the
+# page's width to the content; figures shrink to the width (and to one page's height: a taller
+# one would be sliced); the cell tags of "Print layout" (docstring) fold code and leave cells out.
 REPORT_CSS = """
 <style>
-@page { size: A4; margin: 12mm 11mm; }
+@page { size: A4; margin: 11mm 10mm; }
 .jp-InputArea-editor pre, .highlight pre, .jp-CodeMirrorEditor pre {
   white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: normal; }
 .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: normal; word-break: keep-all;
-  font-size: 7.5pt; line-height: 1.2; }
+  font-size: 7pt; line-height: 1.2; }
 .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: normal; word-break: normal;
   hyphens: none; }
 .jp-RenderedImage img, .jp-RenderedHTMLCommon img { max-width: 100%; height: auto; }
-.gv-summary { font-size: 0.92em; line-height: 1.35; }
-.gv-summary p { margin: 0.25em 0 0.45em 0; }
+.gv-summary { font-size: 0.95em; line-height: 1.3; }
+.gv-summary p { margin: 0.2em 0 0.4em 0; }
 @media print {
   .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
   .jp-Cell { padding: 2px 0 !important; }
-  body, .jp-Notebook { font-size: 10pt; }
-  .jp-InputArea-editor pre, .highlight pre { font-size: 7.5pt; line-height: 1.18; }
+  :root { --jp-content-font-size1: 9pt !important; --jp-code-font-size: 7pt !important;
+    --jp-content-line-height: 1.4 !important; }
+  .jp-InputArea-editor pre, .highlight pre { font-size: 7pt; line-height: 1.18; }
   .jp-InputArea-editor, .jp-OutputArea-output pre { padding: 1px 4px !important; }
   .jp-RenderedHTMLCommon p, .jp-RenderedHTMLCommon li { margin-top: 0.2em; margin-bottom: 0.35em; }
-  .jp-OutputArea-output, .jp-RenderedImage { break-inside: avoid; }
+  .jp-RenderedImage { break-inside: avoid; }
+  /* a figure taller than a page would be sliced across two: shrink it to one */
+  .jp-RenderedImage img { max-height: 255mm; width: auto; object-fit: contain; }
   h1, h2, h3 { break-after: avoid; }
+  .jp-RenderedHTMLCommon h1 { font-size: 1.55em; margin: 0.3em 0 0.3em 0; }
+  .jp-RenderedHTMLCommon h2 { font-size: 1.3em; margin: 0.7em 0 0.25em 0; }
+  .jp-RenderedHTMLCommon h3 { font-size: 1.1em; margin: 0.5em 0 0.2em 0; }
+  .jp-OutputArea-child, .jp-OutputArea-output { margin: 0 !important; }
+  .celltag_report\:html-only { display: none !important; }
+  .celltag_report\:fold-code .jp-Cell-inputWrapper, .celltag_report\:fold-code .jp-InputArea {
+    display: none !important; }
+  .gv-folded { display: block !important; font-size: 7pt; color: #666; font-style: italic;
+    margin: 0 !important; }
+  .celltag_report\:note { padding: 0 !important; }
+  pre.gv-claims { font-size: 7pt !important; font-style: normal; line-height: 1.2;
+    margin: 0 0 2px 10px !important; padding: 0 !important; background: none !important; }
 }
+.gv-folded { display: none; }
 </style>
 """
 
@@ -474,8 +580,18 @@ def print_pdf(html_path: Path, pdf_path: Path) -> bool:
                 + r.stdout[-2000:])
             return False
         os.replace(tmp_pdf, pdf_path)
-    say(f"run_notebooks: wrote {pdf_path.relative_to(REPO) if pdf_path.is_relative_to(REPO) else pdf_path}")
+    pages = pdf_pages(pdf_path)
+    say(f"run_notebooks: wrote {rel(pdf_path)} ({pages} pages)")
+    if pages > PDF_MAX_PAGES:
+        say(f"run_notebooks: WARNING: the PDF has {pages} pages, more than {PDF_MAX_PAGES}: fold or "
+            "leave out more in print (see 'Print layout' in this script's docstring)")
     return True
+
+
+def pdf_pages(path: Path) -> int:
+    """The number of pages of a PDF as Chromium writes it (one uncompressed `/Type /Page`
+    dictionary per page)."""
+    return len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", path.read_bytes()))
 
 
 def rel(p: Path) -> str:

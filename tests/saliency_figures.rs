@@ -141,3 +141,35 @@ fn perturbation_curves_draw_both_tests_and_reject_a_bad_zoom() -> Result<()> {
     assert!(perturbation_curves(&[], &[("r".into(), &i)], 0.5, None).is_err());
     Ok(())
 }
+
+#[test]
+fn a_row_label_never_reaches_into_the_panels_of_a_wide_figure() {
+    // Wider than the page, so the text grows after the first layout pass: the label column
+    // must be measured at the size the label is drawn at.
+    let mut grid = PanelGrid::new(2);
+    let black = || Panel::Image(Tensor::zeros([1, 28, 28], opts()));
+    grid.push_row_labelled(
+        "default − norm-clip=40",
+        (0..12).map(|_| (black(), String::new())).collect(),
+    );
+    let fig = grid.render().unwrap();
+    let (w, h) = (fig.width as usize, fig.height as usize);
+    let dark = |x: usize, y: usize| fig.rgb[3 * (y * w + x)] < 128;
+    // the rows that cross the panels, and in them the first column that is black throughout
+    let band: Vec<usize> = (0..h)
+        .filter(|&y| (0..w).filter(|&x| dark(x, y)).count() > w / 2)
+        .collect();
+    assert!(!band.is_empty(), "the panels are drawn");
+    let first_panel = (0..w).find(|&x| band.iter().all(|&y| dark(x, y))).unwrap();
+    let last_ink = (0..first_panel)
+        .filter(|&x| (0..h).any(|y| dark(x, y)))
+        .max()
+        .expect("the label is drawn");
+    let gap = (last_ink + 1..first_panel)
+        .filter(|&x| band.iter().all(|&y| !dark(x, y)))
+        .count();
+    assert!(
+        gap >= 2,
+        "the label ends at x = {last_ink}, the first panel starts at x = {first_panel}"
+    );
+}

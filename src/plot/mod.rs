@@ -326,12 +326,11 @@ impl PanelGrid {
         let (cw, ch) = (pw as u32 * self.scale, ph as u32 * self.scale);
         register_fonts();
         // Text grows with the figure so that it prints at ≥ 8 pt when the figure is shrunk to
-        // the width of an A4 page (see `print_font_px`); two passes, as the colour bars widen
-        // with their tick labels.
+        // the width of an A4 page (see `print_font_px`); the label column and the colour bars
+        // widen with the text, so the layout is redone until the text size settles, and the
+        // labels are always measured at the size they are drawn at.
         let ncols = self.rows.iter().map(|r| r.len()).max().unwrap_or(1) as u32;
-        let mut font_px = print_font_px(0);
-        let mut layout = (0, 0, 0);
-        for _ in 0..2 {
+        let layout_at = |font_px: u32| {
             let label_w = self
                 .row_labels
                 .iter()
@@ -344,9 +343,17 @@ impl PanelGrid {
             } else {
                 0
             };
-            let width = (PAD + label_w + ncols * (cw + PAD + bar)).max(220);
-            layout = (label_w, bar, width);
-            font_px = print_font_px(width);
+            (label_w, bar, (PAD + label_w + ncols * (cw + PAD + bar)).max(220))
+        };
+        let mut font_px = print_font_px(0);
+        let mut layout = layout_at(font_px);
+        for _ in 0..20 {
+            let grown = print_font_px(layout.2);
+            if grown <= font_px {
+                break;
+            }
+            font_px = grown;
+            layout = layout_at(font_px);
         }
         let (label_w, bar, width) = layout;
         let cell_w = cw + PAD + bar;
