@@ -405,9 +405,9 @@ def combined_notebook(executed: list[tuple[str, object]]):
     head = ["# gradviz report", "",
             f"Generated {stamp} by `scripts/run_notebooks.py`: every number is printed by the "
             "notebook cells below, and every finding is a check (✔) that this run verified.", ""]
-    toc = ["## Contents", ""]
-    for k, (name, nb) in enumerate(executed, 1):
-        toc.append(f"{k}. [{html.escape(nb_title(nb, name))}](#nb-{name}) (`{name}.ipynb`)")
+    # one line, so that the summary and the contents fit on the first page
+    toc = ["**Contents:** " + " · ".join(
+        f"[{html.escape(nb_title(nb, name))}](#nb-{name})" for name, nb in executed)]
     out.cells.append(nbformat.v4.new_markdown_cell(
         "\n".join(head) + '\n<div class="gv-summary">\n\n' + summary_markdown(executed)
         + "\n\n</div>\n\n" + "\n".join(toc)))

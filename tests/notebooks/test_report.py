@@ -97,6 +97,18 @@ class Summary(unittest.TestCase):
                 last = summary.index(f"**{q} · ")
         self.assertIs(combined.cells[0].source.count("Answers at a glance"), 1)
 
+    def test_every_question_of_the_assignment_is_answered(self):
+        executed = all_notebooks()
+        answered = {a[0] for a in run_notebooks.answers(executed)}
+        missing = [q for q, _ in run_notebooks.QUESTIONS if q not in answered]
+        self.assertEqual(missing, [], "questions without an `**Answer (ID):**` cell")
+        # an answer written another way ("**Answer:** …", "**Answer (x).**") would be left out
+        # of the summary without a word
+        stray = [f"{name} cell {i}" for name, nb in executed for i, c in enumerate(nb.cells)
+                 if c.cell_type == "markdown" and c.source.lstrip().startswith("**Answer")
+                 and not run_notebooks.ANSWER_RE.match(c.source)]
+        self.assertEqual(stray, [], "answer cells the summary does not recognise")
+
     def test_an_answer_is_recognised_only_at_the_start_of_a_markdown_cell(self):
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_markdown_cell("**Answer (Q9):** Yes.\n\nDetails."),
