@@ -134,4 +134,4 @@ pub use crate::tch;
 pub use crate::tch::Device;
 pub use crate::tch::Kind;
 pub use crate::tch::Tensor;
-pub use anyhow::Result;
+pub use anyhow::{anyhow, bail, ensure, Context, Result};

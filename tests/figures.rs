@@ -126,3 +126,31 @@ fn progress_yields_every_item_in_order() {
     p.update(1, || unreachable!("a hidden progress builds no message"));
     p.finish();
 }
+
+#[test]
+fn the_prelude_brings_anyhows_macros_and_context_to_cells() {
+    fn position(names: &[&str], want: &str) -> Result<usize> {
+        ensure!(!names.is_empty(), "no class names");
+        if want.is_empty() {
+            bail!("an empty class name");
+        }
+        names
+            .iter()
+            .position(|n| *n == want)
+            .context(format!("no class {want}"))
+    }
+    assert_eq!(position(&["T-shirt", "Sandal"], "Sandal").unwrap(), 1);
+    assert_eq!(
+        position(&["T-shirt"], "Sandal").unwrap_err().to_string(),
+        "no class Sandal"
+    );
+    assert_eq!(position(&[], "Sandal").unwrap_err().to_string(), "no class names");
+    assert_eq!(
+        position(&["T-shirt"], "").unwrap_err().to_string(),
+        "an empty class name"
+    );
+    assert_eq!(
+        anyhow!("class {} out of range", 12).to_string(),
+        "class 12 out of range"
+    );
+}
