@@ -1,5 +1,8 @@
 //! The data readers on real bundled files and on small files written here, good and bad.
 
+mod common;
+
+use common::python;
 use flate2::write::GzEncoder;
 use gradviz::data::{self, DatasetName};
 use std::io::Write;
@@ -230,12 +233,6 @@ fn fashion_mnist_from_debian_package_when_installed() {
 
 // ---------------------------------------------------------------------------------------
 // Formats as Keras, torchvision and the CIFAR authors write them, made by the venv's Python.
-
-fn python() -> PathBuf {
-    std::env::var_os("GRADVIZ_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
-}
 
 fn run_python(script: &str, dir: &Path) {
     let out = std::process::Command::new(python())

@@ -9,6 +9,7 @@ use gradviz::figures::centre_receptive_crops;
 use gradviz::model::{Arch, BuiltinModel, Classifier};
 use gradviz::naturalness::nearest_real_rms;
 use gradviz::objective::Objective;
+use gradviz::plot::Colormap;
 use gradviz::regularize::Regularization;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
@@ -255,6 +256,16 @@ fn change_rows_share_one_scale_from_the_99th_percentile() {
     // 6 rows with the starts, 4 without; a colour bar beside them
     let (short, _) = change_rows(&rows, false, 2).unwrap();
     assert!(fig.height > short.height && fig.width > 3 * 10 * 2);
+    // the bar, 92 px wide at the right, runs from the top colour (+m) to the bottom one (−m)
+    let pixel = |x: u32, y: u32| {
+        let i = ((y * fig.width + x) * 3) as usize;
+        [fig.rgb[i], fig.rgb[i + 1], fig.rgb[i + 2]]
+    };
+    let want = |t: f64| Colormap::Diverging.rgb(t).map(|v| (v * 255.0).round() as u8);
+    let (x, bar_h) = (fig.width - 92 + 8 + 7, fig.height.min(220) - 34);
+    assert_eq!(pixel(x, 25), want(1.0 - 1.0 / (bar_h - 1) as f64));
+    assert_eq!(pixel(x, 24 + bar_h - 2), want(1.0 / (bar_h - 1) as f64));
+    assert_eq!(pixel(x - 12, 60), [255, 255, 255], "white left of the bar");
     let bad = Tensor::zeros([2, 1, 10, 10], (Kind::Float, Device::Cpu));
     let e = err_of(change_rows(
         &[ChangeRow {

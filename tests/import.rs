@@ -3,6 +3,9 @@
 //! forward, analyses by the model's own layer names with frozen weights, softmax stripping,
 //! and clear errors that leave no file behind.
 
+mod common;
+
+use common::{python, repo};
 use gradviz::ascend::{ascend, AscendConfig};
 use gradviz::graph::GraphModel;
 use gradviz::import::{import_model, verify, ImportOptions, ImportReport};
@@ -15,16 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use tch::{Kind, Tensor};
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("GRADVIZ_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
-}
 
 fn run_python(script: &str, dir: &Path) -> String {
     let out = Command::new(python())

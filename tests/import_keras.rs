@@ -4,6 +4,7 @@
 //! input gradients. Then the analyses by the model's Keras layer names (ascent, Grad-CAM,
 //! LRP against Zennit, receptive fields), the errors, and the shipped course model.
 
+mod common;
 mod import_helpers;
 
 use gradviz::ascend::{ascend, AscendConfig};

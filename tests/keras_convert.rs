@@ -8,18 +8,10 @@
 //! first failure; these tests also count the `ok` lines, so a group that silently checks less
 //! fails.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{python, repo};
 use std::process::Command;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("GRADVIZ_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
-}
 
 /// Runs one check group and returns its `ok` lines; panics with the script's output on failure.
 fn run_group(group: &str) -> Vec<String> {

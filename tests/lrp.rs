@@ -2,7 +2,10 @@
 //! conservative where the rules say so, closed forms on linear models, errors that name the
 //! problem, and the CLI.
 
+mod common;
+
 use anyhow::Result;
+use common::{python, repo};
 use gradviz::graph::{ChainBuilder, GraphModel, LayerGraph, Node, Op, GRAPH_FORMAT, INPUT};
 use gradviz::lrp::{Composite, LayerType, Lrp, Rule, COMPOSITE_NAMES};
 use gradviz::model::{BuiltinModel, Classifier};
@@ -16,16 +19,6 @@ use std::sync::OnceLock;
 /// The ε values the Zennit reference is computed for.
 const EPSILONS: [f64; 2] = [1e-6, 0.25];
 const N: i64 = 8;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("GRADVIZ_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
-}
 
 fn err_of<T>(r: Result<T>) -> String {
     match r {

@@ -1,6 +1,9 @@
 //! Built-in models (save/load, wrong architecture, named layers), TorchScript models, and the
 //! shipped models' accuracy.
 
+mod common;
+
+use common::{python, repo};
 use gradviz::data::{self, DatasetName};
 use gradviz::model::{self, Arch, BuiltinModel, Classifier, TorchScriptModel};
 use std::path::{Path, PathBuf};
@@ -12,16 +15,6 @@ fn err_of<T>(r: anyhow::Result<T>) -> String {
         Ok(_) => panic!("expected an error"),
         Err(e) => format!("{e:#}"),
     }
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("GRADVIZ_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
 }
 
 fn run_python(script: &str, args: &[&Path]) -> String {

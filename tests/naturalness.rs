@@ -3,6 +3,9 @@
 //! power-spectrum slope on images of known spectrum, transfer over several judges, and the
 //! per-setting study.
 
+mod common;
+
+use common::python;
 use gradviz::ascend::{naturalness, AscendConfig, StepRule};
 use gradviz::data::{Dataset, DatasetName};
 use gradviz::model::{Arch, BuiltinModel, Classifier};
@@ -11,7 +14,7 @@ use gradviz::naturalness::{
     FeatureSpace, Gaussian, RealReference, Spectrum,
 };
 use gradviz::regularize::Regularization;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
 
@@ -20,12 +23,6 @@ fn err_of<T>(r: anyhow::Result<T>) -> String {
         Ok(_) => panic!("expected an error"),
         Err(e) => format!("{e:#}"),
     }
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("GRADVIZ_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
 }
 
 fn lenet(seed: i64) -> BuiltinModel {

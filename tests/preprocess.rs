@@ -3,6 +3,9 @@
 //! colour resize + crop against torchvision, input expansion, and the robustness test:
 //! held-out digits drawn on uneven paper, classified by `gradviz predict`.
 
+mod common;
+
+use common::repo;
 use gradviz::data::{self, DatasetName};
 use gradviz::model::{Arch, BuiltinModel};
 use gradviz::preprocess::*;
@@ -11,10 +14,6 @@ use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn mnist_model() -> PathBuf {
     repo().join("models/mnist_cnn.safetensors")

@@ -103,7 +103,7 @@ fn assert_imports_identical(src: &str, extra: &[&str]) {
     }
     let (a, b) = (bytes(&a), bytes(&b));
     assert!(a == b, "importing {src} twice gave different bytes");
-    for local in [repo(), std::env::temp_dir()] {
+    for local in [repo().to_path_buf(), std::env::temp_dir()] {
         let local = format!("{}/", local.display());
         let leaked = a.windows(local.len()).any(|w| w == local.as_bytes());
         assert!(!leaked, "the file imported from {src} contains the path {local}");

@@ -1,7 +1,7 @@
 //! Figures of gradient ascent: snapshot strips (rows = batch rows, columns = steps),
 //! objective/probability curves, and labelled rows of image batches for comparisons.
 
-use super::{format_tick, line_chart, Colormap, Figure, Panel, PanelGrid, Series};
+use super::{draw_colorbar, draw_err, line_chart, Colormap, Figure, Panel, PanelGrid, Series};
 use crate::ascend::AscendResult;
 use anyhow::{ensure, Result};
 use plotters::prelude::*;
@@ -159,41 +159,13 @@ pub fn change_rows(rows: &[ChangeRow], show_start: bool, scale: u32) -> Result<(
     Ok((hstack(&fig, &bar), m))
 }
 
-/// A vertical colour bar over `[lo, hi]` with its ends and 0 marked, titled `title`.
+/// A titled vertical colour bar over `[lo, hi]`, as a figure to set beside another.
 fn colour_bar(cmap: Colormap, lo: f64, hi: f64, height: u32, title: &str) -> Result<Figure> {
-    let (x, y, h) = (8i32, 24i32, height as i32 - 34);
     Figure::draw(92, height, |root| {
-        let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing a colour bar: {e}");
-        root.draw(&Text::new(
-            title.to_string(),
-            (2, 4),
-            ("sans-serif", 12).into_font(),
-        ))
-        .map_err(|e| err(&e))?;
-        for i in 0..h {
-            let t = 1.0 - i as f64 / (h - 1).max(1) as f64;
-            let [r, g, b] = cmap.rgb(t).map(|v| (v * 255.0).round() as u8);
-            root.draw(&Rectangle::new(
-                [(x, y + i), (x + 14, y + i + 1)],
-                RGBColor(r, g, b).filled(),
-            ))
-            .map_err(|e| err(&e))?;
-        }
-        root.draw(&Rectangle::new([(x, y), (x + 14, y + h)], BLACK.stroke_width(1)))
-            .map_err(|e| err(&e))?;
-        let mut ticks = vec![(hi, y - 2), (lo, y + h - 10)];
-        if lo < 0.0 && hi > 0.0 {
-            ticks.push((0.0, y + (h as f64 * hi / (hi - lo)) as i32 - 6));
-        }
-        for (v, ty) in ticks {
-            root.draw(&Text::new(
-                format_tick(v),
-                (x + 18, ty),
-                ("sans-serif", 12).into_font(),
-            ))
-            .map_err(|e| err(&e))?;
-        }
-        Ok(())
+        let font = ("sans-serif", 12).into_font();
+        root.draw(&Text::new(title.to_string(), (2, 4), font))
+            .map_err(draw_err)?;
+        draw_colorbar(root, (8, 24), (14, height as i32 - 34), (cmap, lo, hi), 12)
     })
 }
 

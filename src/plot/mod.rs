@@ -434,7 +434,13 @@ impl PanelGrid {
                 }
             }
             for (x, y, (cmap, lo, hi)) in scales {
-                draw_colorbar(&root, (x as i32, y as i32), ch as i32, (cmap, lo, hi), font_px)?;
+                draw_colorbar(
+                    &root,
+                    (x as i32, y as i32),
+                    (10, ch as i32),
+                    (cmap, lo, hi),
+                    font_px,
+                )?;
             }
             root.present().map_err(draw_err)?;
         }
@@ -539,10 +545,11 @@ fn blit(fig: &mut Figure, px: &[u8], w: u32, h: u32, x0: u32, y0: u32, scale: u3
     }
 }
 
-fn draw_colorbar(
+/// A vertical colour bar `w` × `h` px at `(x, y)` over `[lo, hi]`, its ends and 0 labelled.
+pub(crate) fn draw_colorbar(
     root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     (x, y): (i32, i32),
-    h: i32,
+    (w, h): (i32, i32),
     (cmap, lo, hi): (Colormap, f64, f64),
     font_px: u32,
 ) -> Result<()> {
@@ -550,12 +557,12 @@ fn draw_colorbar(
         let t = 1.0 - i as f64 / (h - 1).max(1) as f64;
         let [r, g, b] = cmap.rgb(t).map(|v| (v * 255.0).round() as u8);
         root.draw(&Rectangle::new(
-            [(x, y + i), (x + 10, y + i + 1)],
+            [(x, y + i), (x + w, y + i + 1)],
             RGBColor(r, g, b).filled(),
         ))
         .map_err(draw_err)?;
     }
-    root.draw(&Rectangle::new([(x, y), (x + 10, y + h)], BLACK.stroke_width(1)))
+    root.draw(&Rectangle::new([(x, y), (x + w, y + h)], BLACK.stroke_width(1)))
         .map_err(draw_err)?;
     let font = ("sans-serif", font_px as f64).into_font();
     let f = font_px as i32;
@@ -564,7 +571,7 @@ fn draw_colorbar(
         ticks.push((0.0, y + (h as f64 * hi / (hi - lo)) as i32 - f / 2));
     }
     for (v, ty) in ticks {
-        root.draw(&Text::new(format_tick(v), (x + 13, ty), font.clone()))
+        root.draw(&Text::new(format_tick(v), (x + w + 3, ty), font.clone()))
             .map_err(draw_err)?;
     }
     Ok(())

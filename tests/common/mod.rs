@@ -6,8 +6,15 @@ use gradviz::tch::{Kind, Tensor};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's python (setup.sh's `GRADVIZ_PYTHON`), for the reference scripts.
+pub fn python() -> PathBuf {
+    std::env::var_os("GRADVIZ_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"))
 }
 
 /// Runs `gradviz ARGS` with libtorch limited to `threads` threads; panics on failure.

@@ -13,15 +13,7 @@ use tch::Tensor;
 /// The ε values the Zennit reference is computed for (as in tests/lrp.rs).
 pub const EPSILONS: [f64; 2] = [1e-6, 0.25];
 
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn python() -> PathBuf {
-    std::env::var_os("GRADVIZ_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
-}
+pub use crate::common::{python, repo};
 
 /// A fresh directory under cargo's per-target temporary directory.
 pub fn fresh_dir(name: &str) -> PathBuf {
