@@ -154,3 +154,26 @@ fn the_prelude_brings_anyhows_macros_and_context_to_cells() {
         "class 12 out of range"
     );
 }
+
+#[test]
+fn a_long_figure_title_wraps_instead_of_running_past_the_edge() {
+    let digit = Tensor::rand([1, 28, 28], (Kind::Float, Device::Cpu));
+    let render = |title: &str| {
+        let mut grid = plot::PanelGrid::new(2);
+        grid.push_row(vec![(plot::Panel::Image(digit.shallow_clone()), "x".to_string())]);
+        grid.title = Some(title.to_string());
+        grid.render().unwrap()
+    };
+    let short = render("short");
+    let long = render("a title far longer than the one panel of this figure is wide, on two lines");
+    assert_eq!(long.width, short.width);
+    assert!(long.height > short.height, "{} vs {}", long.height, short.height);
+    // nothing drawn in the right margin of the title lines
+    let header = long.height - short.height + 20;
+    for y in 0..header {
+        for x in long.width - 4..long.width {
+            let i = ((y * long.width + x) * 3) as usize;
+            assert_eq!(&long.rgb[i..i + 3], &[255, 255, 255], "ink at ({x}, {y})");
+        }
+    }
+}

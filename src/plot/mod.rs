@@ -369,7 +369,16 @@ impl PanelGrid {
             .collect();
         let lines = titles.iter().flatten().map(|t| t.len() as u32).max().unwrap_or(1);
         let title_h = TITLE_H.max(lines * (font_px + 3) + 3);
-        let head = if self.title.is_some() { font_px + 14 } else { 0 };
+        // The figure's title wraps onto a second line rather than run past the right edge.
+        let head_px = font_px + 3;
+        let head_lines = match &self.title {
+            Some(t) => wrap_words(t, head_px, width - 2 * PAD),
+            None => Vec::new(),
+        };
+        let head = match head_lines.len() as u32 {
+            0 => 0,
+            n => n * (head_px + 3) + 8,
+        };
         let row_h = title_h + ch + PAD;
         let height = head + PAD + self.rows.len() as u32 * row_h;
         let mut fig = Figure {
@@ -403,11 +412,11 @@ impl PanelGrid {
         {
             let root = BitMapBackend::with_buffer(&mut fig.rgb, (width, height)).into_drawing_area();
             let font = ("sans-serif", font_px as f64).into_font();
-            if let Some(t) = &self.title {
+            for (k, line) in head_lines.iter().enumerate() {
                 root.draw(&Text::new(
-                    t.clone(),
-                    (PAD as i32, 6),
-                    ("sans-serif", (font_px + 3) as f64).into_font(),
+                    line.clone(),
+                    (PAD as i32, 6 + (k as u32 * (head_px + 3)) as i32),
+                    ("sans-serif", head_px as f64).into_font(),
                 ))
                 .map_err(draw_err)?;
             }
@@ -468,6 +477,22 @@ fn text_width(text: &str, px: u32) -> u32 {
         .box_size(text)
         .map(|(w, _)| w)
         .unwrap_or_else(|_| (text.chars().count() as u32 * px * 6) / 10)
+}
+
+/// `text` broken at spaces into as few lines as fit `width` at `px` (a word wider than
+/// `width` keeps a line of its own).
+fn wrap_words(text: &str, px: u32, width: u32) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if text_width(&format!("{line} {word}"), px) <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
 }
 
 /// `text` on one line if it fits `width` at `px`, else split at the space nearest its middle
