@@ -502,7 +502,7 @@ def claim_conditions(source: str) -> list[str]:
 # one would be sliced); the cell tags of "Print layout" (docstring) fold code and leave cells out.
 REPORT_CSS = """
 <style>
-@page { size: A4; margin: 11mm 10mm; }
+@page { size: A4; margin: 9mm 10mm; }
 .jp-InputArea-editor pre, .highlight pre, .jp-CodeMirrorEditor pre {
   white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: normal; }
 .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: normal; word-break: keep-all;
