@@ -165,6 +165,11 @@ fn a_long_figure_title_wraps_instead_of_running_past_the_edge() {
         grid.render().unwrap()
     };
     let short = render("short");
+    assert!(short
+        .pixel(short.width, 0)
+        .unwrap_err()
+        .to_string()
+        .contains("outside"));
     let long = render("a title far longer than the one panel of this figure is wide, on two lines");
     assert_eq!(long.width, short.width);
     assert!(long.height > short.height, "{} vs {}", long.height, short.height);
@@ -172,8 +177,7 @@ fn a_long_figure_title_wraps_instead_of_running_past_the_edge() {
     let header = long.height - short.height + 20;
     for y in 0..header {
         for x in long.width - 4..long.width {
-            let i = ((y * long.width + x) * 3) as usize;
-            assert_eq!(&long.rgb[i..i + 3], &[255, 255, 255], "ink at ({x}, {y})");
+            assert_eq!(long.pixel(x, y).unwrap(), [255, 255, 255], "ink at ({x}, {y})");
         }
     }
 }

@@ -257,10 +257,7 @@ fn change_rows_share_one_scale_from_the_99th_percentile() {
     let (short, _) = change_rows(&rows, false, 2).unwrap();
     assert!(fig.height > short.height && fig.width > 3 * 10 * 2);
     // the bar, 92 px wide at the right, runs from the top colour (+m) to the bottom one (−m)
-    let pixel = |x: u32, y: u32| {
-        let i = ((y * fig.width + x) * 3) as usize;
-        [fig.rgb[i], fig.rgb[i + 1], fig.rgb[i + 2]]
-    };
+    let pixel = |x: u32, y: u32| fig.pixel(x, y).unwrap();
     let want = |t: f64| Colormap::Diverging.rgb(t).map(|v| (v * 255.0).round() as u8);
     let (x, bar_h) = (fig.width - 92 + 8 + 7, fig.height.min(220) - 34);
     assert_eq!(pixel(x, 25), want(1.0 - 1.0 / (bar_h - 1) as f64));

@@ -154,7 +154,7 @@ fn a_row_label_never_reaches_into_the_panels_of_a_wide_figure() {
     );
     let fig = grid.render().unwrap();
     let (w, h) = (fig.width as usize, fig.height as usize);
-    let dark = |x: usize, y: usize| fig.rgb[3 * (y * w + x)] < 128;
+    let dark = |x: usize, y: usize| fig.pixel(x as u32, y as u32).unwrap()[0] < 128;
     // the rows that cross the panels, and in them the first column that is black throughout
     let band: Vec<usize> = (0..h)
         .filter(|&y| (0..w).filter(|&x| dark(x, y)).count() > w / 2)

@@ -68,6 +68,18 @@ impl Figure {
         Ok(Figure { width, height, rgb })
     }
 
+    /// The RGB colour at column `x`, row `y` (an error outside the figure).
+    pub fn pixel(&self, x: u32, y: u32) -> Result<[u8; 3]> {
+        ensure!(
+            x < self.width && y < self.height,
+            "pixel ({x}, {y}) is outside the {}x{} figure",
+            self.width,
+            self.height
+        );
+        let i = ((y * self.width + x) * 3) as usize;
+        Ok([self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]])
+    }
+
     /// The figure encoded as PNG.
     pub fn png_bytes(&self) -> Result<Vec<u8>> {
         crate::provenance::png_with_record(self.width, self.height, &self.rgb, None)
