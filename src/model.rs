@@ -624,7 +624,6 @@ impl BuiltinModel {
 
     /// Loads a model like [`BuiltinModel::load`], with its weights on `device`.
     pub fn load_on(path: impl AsRef<Path>, device: Device) -> Result<BuiltinModel> {
-        crate::device::ensure_available(device)?;
         let mut model = Self::load(path)?;
         model.to_device(device)?;
         Ok(model)
@@ -1173,7 +1172,7 @@ impl Classifier for TorchScriptModel {
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x)?;
         self.module
-            .forward_ts(&[x.to_kind(Kind::Float).to_device(self.device)])
+            .forward_ts(&[crate::device::to_model_device(self, &x.to_kind(Kind::Float))])
             .map_err(|e| anyhow::anyhow!("TorchScript forward failed: {}", first_line(&e.to_string())))
     }
 
@@ -1201,7 +1200,10 @@ impl Classifier for TorchScriptModel {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.forward_with_indices(&x.to_kind(Kind::Float).to_device(self.device), indices)
+        self.forward_with_indices(
+            &crate::device::to_model_device(self, &x.to_kind(Kind::Float)),
+            indices,
+        )
     }
 
     fn layer_names(&self) -> Vec<String> {
